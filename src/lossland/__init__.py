@@ -1,0 +1,39 @@
+"""lossland: loss-landscape studies of neural networks.
+
+The public API a notebook user imports::
+
+    import lossland
+    ds = lossland.prepare(lossland.read_source("embedded"), train_size=2000)
+    model = lossland.create_model({"arch": "nin", "width": 0.25}, ds.input_shape, ds.num_classes)
+    opt = lossland.make_optimizer(model.parameters(), {"algorithm": "sgd", "lr": 0.1})
+    state = lossland.train(model, opt, ds.splits, lossland.TrainSettings(epochs=2))
+"""
+
+__version__ = "0.1.0"
+
+from .data import (  # noqa: E402
+    DeviceBatches,
+    PreparedDataset,
+    Split,
+    embedded_archive,
+    load_prepared,
+    prepare,
+    read_imagefolder,
+    read_python_archive,
+    read_source,
+    save_prepared,
+)
+from .evaluate import default_loss, evaluate  # noqa: E402
+from .models import build_model, count_parameters, create_model, init_weights  # noqa: E402
+from .optim import make_optimizer  # noqa: E402
+from .training import TrainSettings, TrainState, train  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "DeviceBatches", "PreparedDataset", "Split", "embedded_archive", "load_prepared", "prepare",
+    "read_imagefolder", "read_python_archive", "read_source", "save_prepared",
+    "default_loss", "evaluate",
+    "build_model", "count_parameters", "create_model", "init_weights",
+    "make_optimizer",
+    "TrainSettings", "TrainState", "train",
+]

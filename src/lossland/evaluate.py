@@ -1,0 +1,117 @@
+"""The one evaluation loop: mean loss and accuracy of a model over data.
+
+``data`` is either a tuple ``(inputs, targets)`` of tensors, split here into
+chunks of ``batch_size``, or any iterable of such batches. Logits with one
+column are read as a binary classifier (sigmoid + binary cross-entropy);
+otherwise softmax cross-entropy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+Data = Batch | Iterable[Batch]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def default_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy; binary cross-entropy with logits for one-column outputs."""
+    if logits.dim() == 2 and logits.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(logits[:, 0], targets.to(logits.dtype))
+    return F.cross_entropy(logits, targets)
+
+
+def predictions(logits: torch.Tensor) -> torch.Tensor:
+    """Predicted labels: argmax, or ``logit > 0`` for a one-column output."""
+    if logits.dim() == 2 and logits.shape[1] == 1:
+        return (logits[:, 0] > 0).long()
+    return logits.argmax(dim=1)
+
+
+def is_tensor_pair(data: object) -> bool:
+    return (isinstance(data, (tuple, list)) and len(data) == 2
+            and all(isinstance(t, torch.Tensor) for t in data))
+
+
+def iter_batches(data: Data, batch_size: int | None = None) -> Iterator[Batch]:
+    """Yield ``(inputs, targets)`` batches from a tensor pair or an iterable of pairs."""
+    if is_tensor_pair(data):
+        x, y = data
+        n = y.shape[0]
+        step = n if not batch_size else batch_size
+        for start in range(0, n, step):
+            yield x[start:start + step], y[start:start + step]
+    else:
+        yield from data
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def uses_channels_last(model: nn.Module) -> bool:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.weight.is_contiguous(memory_format=torch.channels_last) and m.weight.shape[-1] > 1
+    return False
+
+
+def prepare_inputs(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module, train: bool = False):
+    """Put ``model`` in eval mode (or train mode) and restore each module's mode after."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.train(train)
+    try:
+        yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Data, *, loss_fn: LossFn | None = None,
+             batch_size: int | None = 1000) -> dict[str, float]:
+    """Mean loss, accuracy and count of ``model`` (in eval mode) over ``data``.
+
+    ``loss_fn(logits, targets)`` must return the batch's mean loss (default:
+    :func:`default_loss`); batches are weighted by their size.
+    """
+    loss_fn = loss_fn or default_loss
+    device = model_device(model)
+    cl = uses_channels_last(model)
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    count = 0
+    with eval_mode(model):
+        for x, y in iter_batches(data, batch_size):
+            x = prepare_inputs(x, device, cl)
+            y = y.to(device, non_blocking=True)
+            logits = model(x)
+            total_loss += loss_fn(logits, y).double() * y.shape[0]
+            correct += (predictions(logits) == y).sum()
+            count += int(y.shape[0])
+    if count == 0:
+        raise ValueError("evaluate() got no data")
+    return {"loss": float(total_loss) / count, "accuracy": float(correct) / count, "n": count}
+
+
+def evaluate_splits(model: nn.Module, splits: dict[str, Sequence[torch.Tensor]], **kw) -> dict[str, dict]:
+    """:func:`evaluate` on each named split."""
+    return {name: evaluate(model, tuple(split), **kw) for name, split in splits.items()}

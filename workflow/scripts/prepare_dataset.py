@@ -1,0 +1,21 @@
+"""Rule prepare_dataset: read a data set's source, write normalised tensors."""
+
+from lossland import data, io
+from lossland.runtime import setup_logging
+
+log = setup_logging(snakemake.log[0])
+spec = snakemake.params.spec
+raw = data.read_source(spec["source"], spec.get("path"), download=spec.get("download", False))
+prepared = data.prepare(
+    raw,
+    classes=spec.get("classes"),
+    train_size=spec.get("train_size"),
+    test_size=spec.get("test_size"),
+    val_size=spec.get("val_size", 0),
+    image_size=spec.get("image_size"),
+    seed=spec.get("subset_seed", 0),
+)
+data.save_prepared(prepared, snakemake.output.tensors,
+                   meta={"dataset": snakemake.params.name, "provenance": io.provenance(spec)})
+log.info("%s: %s, %d classes, input %s", snakemake.params.name, prepared.meta["sizes"],
+         prepared.num_classes, prepared.input_shape)

@@ -1,0 +1,24 @@
+"""Rule train_run: train one run of the run table and write its metrics and checkpoints."""
+
+from lossland import io
+from lossland.data import load_prepared
+from lossland.runner import execute_run
+from lossland.runtime import configure, pick_device, setup_logging
+
+log = setup_logging(snakemake.log[0])
+spec = snakemake.params.spec
+device = pick_device("cuda" if snakemake.resources.get("gpu", 0) else "cpu")
+configure(device, threads=snakemake.threads)
+data = load_prepared(snakemake.input.data, device=device)
+init_state, _ = io.load_checkpoint(snakemake.input.init)
+log.info("%s on %s (%d threads)", spec["run"], device, snakemake.threads)
+state = execute_run(
+    spec, data, init_state,
+    metrics_path=snakemake.output.metrics,
+    final_path=snakemake.output.final,
+    checkpoints_dir=snakemake.output.checkpoints,
+    device=device,
+)
+last = state.records[-1]
+log.info("%s: epoch %d train_acc %.4f test_acc %.4f%s", spec["run"], state.epoch, last["train_acc"],
+         last.get("test_acc", float("nan")), " (diverged)" if state.diverged else "")
