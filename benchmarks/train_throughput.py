@@ -10,7 +10,7 @@ one process. Prints samples/s and the ratios.
 * dataloader: the loop a user writes from the torchvision tutorial: a Dataset of
   uint8 images with ``RandomCrop(32, 4)``, ``RandomHorizontalFlip``,
   ``ToTensor``, ``Normalize`` and a ``DataLoader(shuffle=True)``; the best of
-  0 and 2 workers; model in the default memory format ("plain") and, to isolate
+  best of the ``--workers`` counts; model in the default memory format ("plain") and, to isolate
   the data pipeline, in channels-last as ours.
 * limit: forward, backward and an SGD step over batches prepared beforehand and
   already on the device, in the faster of the two memory formats.
@@ -142,6 +142,8 @@ def main():
                    help="comma-separated arch:size; nin:0.25 is the default study's model")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (the workflow runs one per job by default)")
+    p.add_argument("--workers", default="0,2", type=lambda v: [int(w) for w in v.split(",")],
+                   help="DataLoader worker counts to try (the best is compared)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the median is reported")
     args = p.parse_args()
 
@@ -174,7 +176,7 @@ def measure(args, ds, images, labels, device):
         "limit (fwd+bwd+step, channels-last)": lambda: bench_limit(args, ds, device, True),
         "ours (lossland.train)": lambda: bench_ours(args, ds, device),
     }
-    for workers in (0, 2):
+    for workers in args.workers:
         methods[f"dataloader plain NCHW, {workers} workers"] = (
             lambda w=workers: bench_dataloader(args, images, labels, ds.mean, ds.std, device, False, w))
         methods[f"dataloader channels-last, {workers} workers"] = (
