@@ -21,7 +21,8 @@ import sys, pandas as pd
 df = pd.read_parquet(".gpu-smoke/results/tables/optimizer_study_metrics.parquet")
 last = df[df.epoch == df.epoch.max()][["run", "train_acc", "test_acc", "wall_time", "diverged"]]
 print(last.to_string(index=False))
-print("devices:", set(pd.read_json(".gpu-smoke/results/runs/nin_sgd_init0/final.json", typ="series")["provenance"]["device"] for _ in [0]))
+import json
+print("device of nin_sgd_init0:", json.load(open(".gpu-smoke/results/runs/nin_sgd_init0/final.json"))["provenance"]["device"])
 PY
 cp .gpu-smoke/results/figures/learning_curves.png "$out/learning_curves_cuda.png" 2>/dev/null
 cp .gpu-smoke/results/tables/optimizer_study_metrics.parquet "$out/" 2>/dev/null
