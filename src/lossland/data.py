@@ -510,11 +510,13 @@ class DeviceBatches:
             dy, dx, flip = (t.to(self.device, non_blocking=True) for t in self._augment_params(epoch))
             # a flipped crop at column offset dx is the crop at 2·pad − dx of the flipped image
             dx = torch.where(flip, 2 * self.pad - dx, dx)
-            flip = flip.long()
+            # in batch order once per epoch, so that a batch takes slices, not gathers
+            flip, dy, dx = flip.long()[perm], dy[perm], dx[perm]
         for start in range(0, stop, self.batch_size):
             idx = perm[start:start + self.batch_size]
             if self.augment:
-                xb = self._crops[flip[idx], idx, :, dy[idx], dx[idx]]
+                end = start + idx.numel()
+                xb = self._crops[flip[start:end], idx, :, dy[start:end], dx[start:end]]
             else:
                 xb = self.x.index_select(0, idx)
             if self.channels_last:
