@@ -127,3 +127,69 @@ def test_diverged_run_is_written_and_flagged(tiny_dataset, tmp_path):
     # every checkpoint the spec promises exists, so downstream jobs can run (and see the flag)
     names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.safetensors"))
     assert names == ["epoch0001.safetensors", "epoch0003.safetensors", "epoch0004.safetensors"]
+
+
+def test_switch_run_continues_the_prefix_with_a_fresh_second_optimizer(tiny_dataset, tmp_path):
+    from lossland.data import DeviceBatches
+    from lossland.evaluate import default_loss
+
+    prefix = _spec(epochs=3, lr=0.1, checkpoint_epochs=(1, 2, 3))
+    prefix.update(run="mlp_sgd-lr0.1_init0", optimizer="sgd", model="mlp", kind="train",
+                  model_spec={"arch": "mlp", "hidden": [16]}, optimizer_spec={"algorithm": "sgd", "lr": 0.1})
+    init = _init(tiny_dataset, prefix)
+    runner.execute_run(prefix, tiny_dataset, init, device=torch.device("cpu"), progress=False,
+                       **_paths(tmp_path / "prefix"))
+    switch = dict(prefix, run="mlp_S1-A2_init0", kind="switch", optimizer="S1-A2", first="sgd",
+                  first_spec=prefix["optimizer_spec"], then="adam", optimizer_spec={"algorithm": "adam", "lr": 0.01},
+                  switch_epoch=1, prefix_run=prefix["run"])
+    start = runner.switch_start_from(tmp_path / "prefix" / "metrics.parquet", tmp_path / "prefix" / "checkpoints", 1)
+    runner.execute_run(switch, tiny_dataset, init, device=torch.device("cpu"), progress=False,
+                       switch_start=start, **_paths(tmp_path / "switch"))
+
+    # reference by hand: the prefix's weights after epoch 1, then a new Adam on epochs 2 and 3's batches
+    model = create_model(prefix["model_spec"], tiny_dataset.input_shape, tiny_dataset.num_classes)
+    model.load_state_dict(io.load_checkpoint(tmp_path / "prefix" / "checkpoints" / "epoch0001.safetensors")[0])
+    adam = torch.optim.Adam(model.parameters(), lr=0.01)
+    train = tiny_dataset["train"]
+    batches = DeviceBatches(train.x, train.y, 50, 0, augment=True)
+    model.train()
+    for epoch in (2, 3):
+        for xb, yb in batches.epoch(epoch):
+            adam.zero_grad()
+            default_loss(model(xb), yb).backward()
+            adam.step()
+    got, _ = io.load_checkpoint(tmp_path / "switch" / "final.safetensors")
+    for k, v in model.state_dict().items():
+        assert torch.allclose(got[k], v, atol=1e-6), k
+
+    a = pd.read_parquet(tmp_path / "prefix" / "metrics.parquet")
+    b = pd.read_parquet(tmp_path / "switch" / "metrics.parquet")
+    assert b["epoch"].tolist() == [0, 1, 2, 3]
+    assert b["phase"].tolist() == ["sgd", "sgd", "adam", "adam"] and (a["phase"] == "sgd").all()
+    cols = ["train_loss", "test_acc", "dist_from_init", "lr"]
+    pd.testing.assert_frame_equal(a.loc[:1, cols], b.loc[:1, cols])
+    assert b["lr"].tolist()[2:] == [0.01, 0.01] and (b["run"] == "mlp_S1-A2_init0").all()
+    assert b["algorithm"].iloc[0] == "sgd->adam"
+    assert b["dist_from_init"].iloc[3] != a["dist_from_init"].iloc[3]
+    # the checkpoint at the switch epoch is the prefix's, shared; later ones are the switch run's own
+    c1 = io.load_checkpoint(tmp_path / "switch" / "checkpoints" / "epoch0001.safetensors")[0]
+    p1 = io.load_checkpoint(tmp_path / "prefix" / "checkpoints" / "epoch0001.safetensors")[0]
+    assert all(torch.equal(c1[k], p1[k]) for k in p1)
+    assert (tmp_path / "switch" / "checkpoints" / "epoch0003.safetensors").exists()
+
+
+def test_switch_run_needs_its_prefix(tiny_dataset, tmp_path):
+    spec = dict(_spec(), kind="switch", first="sgd", first_spec={"algorithm": "sgd", "lr": 0.1}, then="adam",
+                switch_epoch=1, prefix_run="x")
+    with pytest.raises(ValueError, match="needs switch_start"):
+        runner.execute_run(spec, tiny_dataset, _init(tiny_dataset, spec), device=torch.device("cpu"),
+                           progress=False, **_paths(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no checkpoint at the switch epoch 2"):
+        (tmp_path / "m").mkdir()
+        runner.switch_start_from(_write_empty_metrics(tmp_path), tmp_path / "m", 2)
+
+
+def _write_empty_metrics(tmp_path):
+    path = tmp_path / "metrics.parquet"
+    pd.DataFrame({"epoch": [0], "run": ["x"]}).to_parquet(path)
+    return path

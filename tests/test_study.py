@@ -30,35 +30,97 @@ def test_paper_preset_has_the_documents_settings(schema):
     assert run["training"]["epochs"] == 200 and run["training"]["batch_size"] == 128
     assert set(cfg["optimizer_study"]["models"]) == {"nin", "vgg"}
     assert {"sgd", "sgdm", "rmsprop", "adadelta", "adam"} <= set(cfg["optimizer_study"]["optimizers"])
+    assert cfg["optimizer_study"]["lr_grids"]["sgd"] == [0.2, 0.1, 0.05, 0.01]
+    assert cfg["optimizer_study"]["lr_grids"]["adam"] == [0.002, 0.001, 0.0005, 0.0001]
+    assert cfg["rk2_study"]["lr_grids"]["heun-sgd"] == [0.4, 0.2, 0.1, 0.02]   # doubled for RK2
+    runs = study.runs(cfg)
+    assert "vgg_S50-A150_init0" in runs and runs["vgg_S50-A150_init0"]["prefix_run"] == "vgg_sgd-lr0.1_init0"
+    assert {50, 100, 150} <= set(runs["vgg_sgd-lr0.1_init0"]["training"]["checkpoint_epochs"])
 
 
 def test_defaults_are_filled(schema):
     cfg = study.check_config(_config(), schema)
     assert cfg["device"] == "cpu" and cfg["threads"] == 1
-    assert cfg["datasets"]["cifar10-small"]["val_size"] == 0
+    assert cfg["datasets"]["cifar10-small"]["subset_seed"] == 0
     assert cfg["optimizer_study"]["data_seed"] == 0
+    assert cfg["optimizer_study"]["selection"] == {"metric": "val_acc"}
+    assert cfg["switch_study"]["at"] == [0.25, 0.5, 0.75]
 
 
 def test_run_table_shares_inits_and_batches(schema):
     cfg = study.check_config(_config(), schema)
+    members = study.study_members(cfg, "optimizer_study")
+    names = [r["run"] for r in members]
+    assert "nin_sgd-lr0.1_init0" in names and "nin_adam-lr0.001_init1" in names
+    opt = cfg["optimizer_study"]
+    n_lrs = sum(len(opt["lr_grids"].get(o, [0])) for o in opt["optimizers"])
+    assert len(names) == n_lrs * len(opt["init_seeds"])
     runs = study.runs(cfg)
-    assert "nin_sgd_init0" in runs and "nin_adam_init1" in runs
-    assert len(runs) == len(cfg["optimizer_study"]["optimizers"]) * len(cfg["optimizer_study"]["init_seeds"])
     assert {r["data_seed"] for r in runs.values()} == {0}
-    assert study.inits(runs) == {("cifar10-small", "nin", 0), ("cifar10-small", "nin", 1)}
-    sgd = runs["nin_sgd_init0"]
-    assert sgd["optimizer_spec"] == {"algorithm": "sgd", "lr": 0.1}
-    assert sgd["training"]["checkpoint_epochs"] == [1, 2, 3, 4, 5]
+    assert {("cifar10-small", "nin", 0), ("cifar10-small", "nin", 1)} <= study.inits(runs)
+    sgd = runs["nin_sgd-lr0.05_init0"]
+    assert sgd["optimizer_spec"] == {"algorithm": "sgd", "lr": 0.05}
+    assert sgd["training"]["checkpoint_epochs"] == [1, 2, 3, 4]
+
+
+def test_a_run_asked_for_by_several_studies_is_one_run(schema):
+    cfg = study.check_config(_config(), schema)
+    runs = study.runs(cfg)
+    # SGD at lr 0.1 from init 0: a grid point of the optimizer study, the SGD of the RK2
+    # and init studies and the prefix of the SGD->X switches
+    shared = "nin_sgd-lr0.1_init0"
+    for name in ("optimizer_study", "rk2_study", "init_study", "switch_study"):
+        assert shared in [r["run"] for r in study.study_runs(cfg, name)], name
+    assert len([n for n in runs if n == shared]) == 1
+
+
+def test_switch_variants_reuse_the_first_optimizers_run(schema):
+    cfg = study.check_config(_config(), schema)
+    runs = study.runs(cfg)
+    s = runs["nin_S1-A3_init0"]
+    assert s["kind"] == "switch" and s["switch_epoch"] == 1
+    assert s["prefix_run"] == "nin_sgd-lr0.1_init0"
+    assert s["first"] == "sgd" and s["then"] == "adam"
+    assert s["optimizer_spec"] == {"algorithm": "adam", "lr": 0.001}
+    assert {1, 2, 3} <= set(runs[s["prefix_run"]]["training"]["checkpoint_epochs"])
+    assert runs["nin_ADE2-S2_init0"]["prefix_run"] == "nin_adadelta-lr1_init0"
+    assert study.switch_label(cfg, "sgd", "adam", 50, 200) == "S50-A150"
+    assert study.switch_epochs([0.25, 0.5, 0.75], 200) == [50, 100, 150]
+
+
+def test_changing_the_second_optimizer_changes_no_prefix(schema):
+    cfg = _config()
+    before = study.runs(study.check_config(cfg, schema))
+    cfg2 = copy.deepcopy(cfg)
+    cfg2["optimizers"]["adadelta"]["rho"] = 0.95
+    after = study.runs(study.check_config(cfg2, schema))
+    changed = {n for n in after if before[n] != after[n]}
+    # every run that uses adadelta, and only those: S->ADE variants change, their SGD prefix does not
+    assert changed == {n for n in before if "ADE" in n or "adadelta" in n}
+    assert "nin_S2-ADE2_init0" in changed
+    assert before["nin_S2-ADE2_init0"]["prefix_run"] == "nin_sgd-lr0.1_init0" not in changed
 
 
 def test_changing_one_learning_rate_changes_only_that_optimizers_runs(schema):
     cfg = _config()
     before = study.runs(study.check_config(cfg, schema))
     cfg2 = copy.deepcopy(cfg)
-    cfg2["optimizers"]["adam"]["lr"] = 0.005
+    cfg2["optimizers"]["rmsprop"]["lr"] = 0.005
     after = study.runs(study.check_config(cfg2, schema))
-    changed = {name for name in before if before[name] != after[name]}
-    assert changed == {"nin_adam_init0", "nin_adam_init1"}
+    assert set(before) - set(after) == {"nin_rmsprop-lr0.001_init0", "nin_rmsprop-lr0.001_init1"}
+    assert set(after) - set(before) == {"nin_rmsprop-lr0.005_init0", "nin_rmsprop-lr0.005_init1"}
+    assert all(before[n] == after[n] for n in set(before) & set(after))
+
+
+def test_changing_a_grid_adds_only_the_new_rates(schema):
+    cfg = _config()
+    before = study.runs(study.check_config(cfg, schema))
+    cfg["optimizer_study"]["lr_grids"]["adam"] = [0.002, 0.001, 0.0005]
+    after = study.runs(study.check_config(cfg, schema))
+    assert set(after) - set(before) == {"nin_adam-lr0.0005_init0", "nin_adam-lr0.0005_init1"}
+    assert all(before[n] == after[n] for n in before)
+    groups = study.selection_groups(cfg, "optimizer_study")
+    assert set(groups) == {("nin", "sgd"), ("nin", "adam")} and len(groups[("nin", "adam")]) == 6
 
 
 def _error(cfg, schema):
@@ -89,7 +151,24 @@ def _error(cfg, schema):
     (lambda c: c["datasets"]["cifar10-small"].update(source="imagefolder"),
      "datasets.cifar10-small.path: required for source 'imagefolder'"),
     (lambda c: c["training"].update(checkpoint_epochs=[7]),
-     "training.checkpoint_epochs: epoch 7 is past the last epoch (5); allowed: 0..5"),
+     "training.checkpoint_epochs: epoch 7 is past the last epoch (4) of optimizer_study; allowed: 0..4"),
+    (lambda c: c["switch_study"].update(switches=[["sgd", "rk4"]]),
+     "switch_study.switches[0]: optimizer 'rk4' is not defined; defined optimizers: adadelta"),
+    (lambda c: c["switch_study"].update(codes={}),
+     "switch_study.codes: optimizers adadelta, adam share the code 'A' in variant names"),
+    (lambda c: c["switch_study"].update(at=[0.1]),
+     "switch_study.at: a switch at epoch 0 of 4 is outside training; allowed: fractions giving epochs 1..3"),
+    (lambda c: c["optimizer_study"]["lr_grids"].update(adadeltaa=[1.0]),
+     "optimizer_study.lr_grids.adadeltaa: 'adadeltaa' is not one of the study's optimizers"),
+    (lambda c: c["datasets"]["cifar10-small"].update(val_size=0),
+     "datasets.cifar10-small.val_size: optimizer_study.lr_grids chooses learning rates on a validation split"),
+    (lambda c: c["optimizers"]["heun-sgd"].update(method="rk4"),
+     "optimizers.heun-sgd.method: 'rk4' is not allowed; allowed values: 'midpoint', 'heun', 'ralston'"),
+    (lambda c: c["optimizer_study"]["selection"].update(metric="test_acc") if "selection" in c["optimizer_study"]
+     else c["optimizer_study"].update(selection={"metric": "test_acc"}),
+     "optimizer_study.selection.metric: 'test_acc' is not allowed; allowed values: 'val_acc', 'val_loss'"),
+    (lambda c: [c.pop(k) for k in ("optimizer_study", "rk2_study", "init_study", "switch_study")],
+     "no study is configured; allowed studies: optimizer_study, rk2_study, init_study, switch_study"),
     (lambda c: c["datasets"]["cifar10-small"].update(train_size=0), "datasets.cifar10-small.train_size: 0 is not allowed"),
     (lambda c: c["models"].update({"bad_name": {"arch": "mlp"}}), "models: 'bad_name' does not match"),
 ])

@@ -37,16 +37,16 @@ def _diverged_runs(df: pd.DataFrame) -> set[str]:
     return set(df.loc[df["diverged"].astype(bool), "run"]) if "diverged" in df else set()
 
 
-def learning_curves(metrics: pd.DataFrame, hue: str = "optimizer", style: str = "seed",
-                    group: str | None = "model"):
-    """Loss and accuracy per epoch: one row of panels per ``group`` value, one colour per ``hue``."""
+def learning_curves(metrics: pd.DataFrame, hue: str = "optimizer", style: str | None = "seed",
+                    group: str | None = "model", panels=LEARNING_CURVE_PANELS):
+    """Per-epoch curves: one row of ``panels`` (column, title) per ``group`` value, one colour per ``hue``."""
     sns.set_theme(style="whitegrid", context="paper")
     df = metrics.copy()
     diverged = _diverged_runs(df)
     if diverged:
         df[hue] = [f"{h} (diverged)" if r in diverged else h for h, r in zip(df[hue], df["run"])]
     groups = sorted(df[group].unique()) if group and group in df else [None]
-    panels = [(c, t) for c, t in LEARNING_CURVE_PANELS if c in df]
+    panels = [(c, t) for c, t in panels if c in df]
     fig, axes = plt.subplots(len(groups), len(panels), figsize=(3.2 * len(panels), 2.6 * len(groups)),
                              squeeze=False, sharex=True)
     palette = dict(zip(sorted(df[hue].unique()), sns.color_palette("tab10", df[hue].nunique())))
@@ -54,7 +54,7 @@ def learning_curves(metrics: pd.DataFrame, hue: str = "optimizer", style: str = 
         part = df if g is None else df[df[group] == g]
         for j, (col, title) in enumerate(panels):
             ax = axes[i][j]
-            sns.lineplot(data=part, x="epoch", y=col, hue=hue, style=style if style in part else None,
+            sns.lineplot(data=part, x="epoch", y=col, hue=hue, style=style if style and style in part else None,
                          palette=palette, ax=ax, legend=(i == 0 and j == len(panels) - 1),
                          estimator=None, units="run")
             for run in diverged & set(part["run"]):
@@ -68,3 +68,102 @@ def learning_curves(metrics: pd.DataFrame, hue: str = "optimizer", style: str = 
         sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return fig
+
+
+def with_lr_label(metrics: pd.DataFrame, column: str = "label") -> pd.DataFrame:
+    """A copy with ``column`` = "<optimizer> (lr <first lr of the run>)" for legends."""
+    df = metrics.copy()
+    first_lr = df.sort_values("epoch").groupby("run")["lr"].transform("first")
+    df[column] = [f"{o} (lr {lr:g})" for o, lr in zip(df["optimizer"], first_lr)]
+    return df
+
+
+def final_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The last epoch of every run."""
+    return metrics.sort_values("epoch").groupby("run", sort=False).tail(1)
+
+
+def optimizer_accuracy(metrics: pd.DataFrame):
+    """im2016 Fig 4: final train and test accuracy per optimizer, one colour per initialisation.
+
+    One row of two panels per model; diverged runs are drawn as crosses at accuracy 0."""
+    sns.set_theme(style="whitegrid", context="paper")
+    last = final_rows(metrics).copy()
+    last["init"] = [f"init {s}" for s in last["seed"]]
+    order = list(dict.fromkeys(metrics["optimizer"]))
+    models = list(dict.fromkeys(last["model"]))
+    panels = [(c, t) for c, t in (("train_acc", "train accuracy"), ("test_acc", "test accuracy")) if c in last]
+    fig, axes = plt.subplots(len(models), len(panels), figsize=(0.55 * len(order) * len(panels) + 2.5,
+                                                              2.8 * len(models)), squeeze=False)
+    for i, model in enumerate(models):
+        part = last[last["model"] == model]
+        for j, (col, title) in enumerate(panels):
+            ax = axes[i][j]
+            ok = part[~part["diverged"].astype(bool)]
+            sns.stripplot(data=ok, x="optimizer", y=col, hue="init", order=order, ax=ax, size=7,
+                          jitter=0.15, legend=(i == 0 and j == len(panels) - 1))
+            bad = part[part["diverged"].astype(bool)]
+            for _, row in bad.iterrows():
+                ax.plot(order.index(row["optimizer"]), 0.0, "x", color="black")
+            ax.set_title(f"{model}: {title}")
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+            ax.tick_params(axis="x", rotation=45)
+    if axes[0][-1].get_legend() is not None:
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def switch_pairs(metrics: pd.DataFrame, switches) -> list[tuple[str, str]]:
+    """Unordered optimizer pairs of a switch study, in the order the config names them."""
+    pairs: list[tuple[str, str]] = []
+    for first, then in switches:
+        key = tuple(sorted((first, then)))
+        if key not in pairs:
+            pairs.append(key)
+    return pairs
+
+
+def switching(metrics: pd.DataFrame, switches):
+    """im2016 Fig 7, 12-15: for each model and optimizer pair, train and test accuracy and the
+    distance from the initial weights per epoch, of the two optimizers' own runs and of
+    every switch between them (``phase`` says which optimizer produced each epoch)."""
+    sns.set_theme(style="whitegrid", context="paper")
+    phases = metrics.groupby("run")["phase"].agg(lambda s: frozenset(s))
+    rows = [(model, pair) for model in dict.fromkeys(metrics["model"]) for pair in switch_pairs(metrics, switches)]
+    panels = [(c, t) for c, t in (("train_acc", "train accuracy"), ("test_acc", "test accuracy"),
+                                  ("dist_from_init", "distance from init")) if c in metrics]
+    fig, axes = plt.subplots(len(rows), len(panels), figsize=(3.4 * len(panels) + 1.8, 2.7 * len(rows)),
+                             squeeze=False)
+    for i, (model, pair) in enumerate(rows):
+        runs = {r for r, ph in phases.items() if ph <= set(pair)}
+        part = metrics[(metrics["model"] == model) & metrics["run"].isin(runs)]
+        labels = list(dict.fromkeys(part.sort_values(["optimizer"])["optimizer"]))
+        palette = dict(zip(labels, sns.color_palette("tab10", len(labels))))
+        for j, (col, title) in enumerate(panels):
+            ax = axes[i][j]
+            sns.lineplot(data=part, x="epoch", y=col, hue="optimizer", hue_order=labels, palette=palette,
+                         style="seed" if part["seed"].nunique() > 1 else None, units="run", estimator=None,
+                         ax=ax, legend=(j == len(panels) - 1))
+            ax.set_title(f"{model}, {pair[0]} <-> {pair[1]}: {title}")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("")
+        if axes[i][-1].get_legend() is not None:
+            sns.move_legend(axes[i][-1], "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+RK2_PANELS = (("train_acc", "train accuracy"), ("train_loss", "train loss"), ("test_acc", "test accuracy"))
+
+
+def rk2_training(metrics: pd.DataFrame):
+    """im2016 Fig 9: training curves of RK2 optimizers beside SGD, "SGD x2" and Adam."""
+    return learning_curves(with_lr_label(metrics), hue="label", style="seed", group="model", panels=RK2_PANELS)
+
+
+def exotic_inits(metrics: pd.DataFrame):
+    """im2016 Fig 11: learning curves of models from exotic initialisations (one colour per
+    model, i.e. init and BN on/off), one row per optimizer."""
+    return learning_curves(metrics, hue="model", style="seed", group="optimizer", panels=RK2_PANELS)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,7 +39,32 @@ from .training import TrainSettings, TrainState, snapshot, train
 
 log = logging.getLogger("lossland")
 
-METRIC_ID_COLUMNS = ("run", "study", "model", "dataset", "optimizer", "algorithm", "seed", "data_seed")
+METRIC_ID_COLUMNS = ("run", "model", "dataset", "optimizer", "algorithm", "seed", "data_seed")
+
+
+@dataclass
+class SwitchStart:
+    """Where an optimizer-switch run starts: the prefix run's weights at the switch epoch,
+    its metrics rows up to that epoch and its checkpoint folder (earlier checkpoints
+    are shared, not recomputed)."""
+
+    state: dict[str, torch.Tensor]
+    records: list[dict]
+    checkpoints_dir: Path | None = None
+
+
+def switch_start_from(prefix_metrics: str | os.PathLike, prefix_checkpoints: str | os.PathLike,
+                      epoch: int) -> SwitchStart:
+    """The :class:`SwitchStart` of a switch at ``epoch`` from a finished prefix run's files."""
+    table = io.read_parquet(prefix_metrics)
+    table = table.drop(columns=[c for c in (*METRIC_ID_COLUMNS, "phase") if c in table])
+    records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+               for row in table.to_dict("records")]
+    path = Path(prefix_checkpoints) / checkpoint_name(epoch)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the prefix run saved no checkpoint at the switch epoch {epoch}")
+    state, _ = io.load_checkpoint(path)
+    return SwitchStart(state, records, Path(prefix_checkpoints))
 
 
 def checkpoint_name(epoch: int) -> str:
@@ -81,15 +107,29 @@ def checkpoint_meta(spec: Mapping[str, Any], data: PreparedDataset, state: Train
     }
 
 
+def algorithm_name(spec: Mapping[str, Any]) -> str:
+    def one(opt: Mapping[str, Any]) -> str:
+        if opt["algorithm"] == "rk2":
+            return f"rk2-{opt.get('method', 'heun')}({opt.get('base', 'sgd')})"
+        return opt["algorithm"]
+
+    if spec.get("kind") == "switch":
+        return f"{one(spec['first_spec'])}->{one(spec['optimizer_spec'])}"
+    return one(spec["optimizer_spec"])
+
+
 def metrics_frame(spec: Mapping[str, Any], records: list[dict]) -> pd.DataFrame:
-    """The per-epoch table of a run: identifying columns first, then the records."""
+    """The per-epoch table of a run: identifying columns first, then the records.
+
+    ``phase`` names the optimizer that produced each row's weights (for a switch
+    run, the first optimizer up to the switch epoch, then the second).
+    """
     ids = {
         "run": spec["run"],
-        "study": spec.get("study", ""),
         "model": spec["model"],
         "dataset": spec["dataset"],
         "optimizer": spec["optimizer"],
-        "algorithm": spec["optimizer_spec"]["algorithm"],
+        "algorithm": algorithm_name(spec),
         "seed": spec["init_seed"],
         "data_seed": spec["data_seed"],
     }
@@ -98,6 +138,11 @@ def metrics_frame(spec: Mapping[str, Any], records: list[dict]) -> pd.DataFrame:
         df["lr"] = learning_rate(spec["optimizer_spec"])
     for i, (k, v) in enumerate(ids.items()):
         df.insert(i, k, v)
+    if spec.get("kind") == "switch":
+        df.insert(len(ids), "phase", [spec["first"] if e <= spec["switch_epoch"] else spec["then"]
+                                      for e in df["epoch"]])
+    else:
+        df.insert(len(ids), "phase", spec["optimizer"])
     df["diverged"] = df["diverged"].astype(bool)
     return df
 
@@ -133,8 +178,15 @@ def execute_run(
     device: torch.device,
     progress: bool = True,
     work_dir: str | os.PathLike | None = None,
+    switch_start: SwitchStart | None = None,
 ) -> TrainState:
-    """Train the run ``spec`` on ``data`` (already on ``device``) from ``init_state``; write its files."""
+    """Train the run ``spec`` on ``data`` (already on ``device``) from ``init_state``; write its files.
+
+    A switch run (``spec["kind"] == "switch"``) starts from ``switch_start``: the
+    prefix's weights at the switch epoch with a fresh second optimizer; its table
+    begins with the prefix's rows and ``dist_from_init`` stays measured from
+    ``init_state``.
+    """
     metrics_path, final_path, checkpoints_dir = Path(metrics_path), Path(final_path), Path(checkpoints_dir)
     work = Path(work_dir) if work_dir else metrics_path.parent / ".partial"
     work.mkdir(parents=True, exist_ok=True)
@@ -161,12 +213,29 @@ def execute_run(
             shutil.rmtree(work)
             work.mkdir(parents=True)
 
+    if resume is None and spec.get("kind") == "switch":
+        if switch_start is None:
+            raise ValueError(f"{spec['run']}: a switch run needs switch_start (the prefix's checkpoint)")
+        k = spec["switch_epoch"]
+        rows = [dict(r) for r in switch_start.records if r["epoch"] <= k]
+        model.load_state_dict(switch_start.state)
+        resume = TrainState(int(rows[-1]["epoch"]), rows, bool(rows[-1]["diverged"]), float(rows[-1]["wall_time"]),
+                            model.state_dict(), optimizer.state_dict())
+        if switch_start.checkpoints_dir is not None:
+            for e in sorted(wanted):
+                src = Path(switch_start.checkpoints_dir) / checkpoint_name(e)
+                if e <= k and src.exists():
+                    _link_or_copy(src, work / checkpoint_name(e))
+                    _link_or_copy(io.sidecar_path(src), io.sidecar_path(work / checkpoint_name(e)))
+        log.info("%s: switching from %s to %s after epoch %d", spec["run"], spec["first"], spec["then"], k)
+
+    def save_checkpoint(state: TrainState, epoch: int) -> None:
+        meta = checkpoint_meta(spec, data, state, device)
+        io.save_checkpoint(model.state_dict(), work / checkpoint_name(epoch), {**meta, "saved_for_epoch": epoch})
+
     def on_epoch(state: TrainState, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        if state.epoch in wanted or (state.diverged and any(e >= state.epoch for e in wanted)):
-            epochs = [state.epoch] if not state.diverged else sorted(e for e in wanted if e >= state.epoch)
-            meta = checkpoint_meta(spec, data, state, device)
-            for e in epochs:
-                io.save_checkpoint(model.state_dict(), work / checkpoint_name(e), {**meta, "saved_for_epoch": e})
+        if state.epoch in wanted:
+            save_checkpoint(state, state.epoch)
         io.torch_save_atomic({"key": key, "state": snapshot(state, model, optimizer).to_dict()}, resume_file)
 
     init_on_device = {k: v.to(device) for k, v in init_state.items()}
@@ -174,6 +243,10 @@ def execute_run(
                   on_epoch=on_epoch, progress=progress, desc=spec["run"])
     if state.diverged:
         log.warning("%s: diverged at epoch %d (non-finite loss); recorded as diverged", spec["run"], state.epoch)
+    # A run stopped by divergence still delivers every promised checkpoint (its last, flagged, weights).
+    for e in sorted(wanted):
+        if state.diverged and not (work / checkpoint_name(e)).exists():
+            save_checkpoint(state, e)
 
     # Outputs, the metrics table last: its presence means the run is complete.
     checkpoints_dir.mkdir(parents=True, exist_ok=True)

@@ -136,11 +136,57 @@ def checkpoint_epochs(training: Mapping[str, Any], extra: Iterable[int] = ()) ->
     return sorted(e for e in chosen if 0 <= e <= epochs)
 
 
+PLAIN_STUDIES = ("optimizer_study", "rk2_study", "init_study")
+SWITCH_STUDY = "switch_study"
+STUDIES = (*PLAIN_STUDIES, SWITCH_STUDY)
+
+
+def present_studies(config: Mapping[str, Any]) -> list[str]:
+    return [name for name in STUDIES if config.get(name)]
+
+
+def lr_tag(lr: float) -> str:
+    """Compact, stable text of a learning rate for run names (0.1 -> '0.1', 1e-4 -> '0.0001')."""
+    return f"{float(lr):g}"
+
+
+def run_name(model: str, optimizer: str, lr: float, init_seed: int) -> str:
+    """``<model>_<optimizer>-lr<lr>_init<seed>``: the learning rate is part of a run's name,
+    so every value of a grid is its own cached run and a changed rate never overwrites
+    the results of the old one."""
+    return f"{model}_{optimizer}-lr{lr_tag(lr)}_init{init_seed}"
+
+
+def switch_code(config: Mapping[str, Any], optimizer: str) -> str:
+    codes = config[SWITCH_STUDY].get("codes") or {}
+    return codes.get(optimizer, optimizer[0].upper())
+
+
+def switch_label(config: Mapping[str, Any], first: str, then: str, k: int, epochs: int) -> str:
+    """im2016's names: ``S50-A150`` = first optimizer (code S) for 50 epochs, then A for 150."""
+    return f"{switch_code(config, first)}{k}-{switch_code(config, then)}{epochs - k}"
+
+
+def switch_epochs(at: Iterable[float], epochs: int) -> list[int]:
+    """Switch epochs for fractions ``at`` of ``epochs`` (rounded to the nearest epoch)."""
+    return sorted({int(round(f * epochs)) for f in at})
+
+
+def lr_grid(config: Mapping[str, Any], study: str, optimizer: str) -> list[float]:
+    """The learning rates a plain study trains ``optimizer`` with (its grid, or its own lr)."""
+    grids = config[study].get("lr_grids") or {}
+    if optimizer in grids:
+        return [float(v) for v in grids[optimizer]]
+    return [optim.learning_rate(config["optimizers"][optimizer])]
+
+
 def cross_check(config: Mapping[str, Any]) -> list[str]:
     """Problems a JSON schema cannot see, one line each (empty when all is well)."""
     problems: list[str] = []
     datasets, models, optimizers = config["datasets"], config["models"], config["optimizers"]
 
+    if not present_studies(config):
+        problems.append(f"<top level>: no study is configured; allowed studies: {', '.join(STUDIES)}")
     for name, ds in datasets.items():
         if ds["source"] in PATH_SOURCES and not ds.get("path"):
             problems.append(f"datasets.{name}.path: required for source {ds['source']!r} "
@@ -163,25 +209,55 @@ def cross_check(config: Mapping[str, Any]) -> list[str]:
         except ValueError as exc:
             problems.append(f"optimizers.{name}: {exc}")
 
-    study = config["optimizer_study"]
-
     def refs(key: str, values: Iterable[str], defined: Mapping[str, Any], kind: str) -> None:
         for v in values:
             if v not in defined:
-                problems.append(f"optimizer_study.{key}: {kind} {v!r} is not defined; "
+                problems.append(f"{key}: {kind} {v!r} is not defined; "
                                 f"defined {kind}s: {', '.join(sorted(defined))}")
 
-    refs("dataset", [study["dataset"]], datasets, "dataset")
-    refs("models", study["models"], models, "model")
-    refs("optimizers", study["optimizers"], optimizers, "optimizer")
-
-    training = training_settings(config, study)
-    for e in training["checkpoint_epochs"]:
-        if e > training["epochs"]:
-            problems.append(f"training.checkpoint_epochs: epoch {e} is past the last epoch "
-                            f"({training['epochs']}); allowed: 0..{training['epochs']}")
-    ds = datasets.get(study["dataset"])
-    if ds is not None:
+    for study_name in present_studies(config):
+        study = config[study_name]
+        refs(f"{study_name}.dataset", [study["dataset"]], datasets, "dataset")
+        refs(f"{study_name}.models", study["models"], models, "model")
+        if study_name == SWITCH_STUDY:
+            for i, pair in enumerate(study["switches"]):
+                refs(f"{study_name}.switches[{i}]", pair, optimizers, "optimizer")
+                if len(set(pair)) == 1:
+                    problems.append(f"{study_name}.switches[{i}]: switches from {pair[0]!r} to itself; "
+                                    f"name two different optimizers")
+            used = sorted({o for pair in study["switches"] for o in pair})
+            by_code: dict[str, list[str]] = {}
+            for o in used:
+                by_code.setdefault(switch_code(config, o), []).append(o)
+            for code, names in sorted(by_code.items()):
+                if len(names) > 1:
+                    problems.append(f"{study_name}.codes: optimizers {', '.join(names)} share the code {code!r} "
+                                    f"in variant names; give each a distinct code, e.g. codes: "
+                                    f"{{{', '.join(f'{n}: {n.upper()}' for n in names)}}}")
+        else:
+            refs(f"{study_name}.optimizers", study["optimizers"], optimizers, "optimizer")
+            for opt in study.get("lr_grids") or {}:
+                if opt not in study["optimizers"]:
+                    problems.append(f"{study_name}.lr_grids.{opt}: {opt!r} is not one of the study's "
+                                    f"optimizers; allowed: {', '.join(study['optimizers'])}")
+            has_grid = any(len(v) > 1 for v in (study.get("lr_grids") or {}).values())
+            ds = datasets.get(study["dataset"])
+            if has_grid and ds is not None and not ds.get("val_size"):
+                problems.append(f"datasets.{study['dataset']}.val_size: {study_name}.lr_grids chooses "
+                                f"learning rates on a validation split; allowed: an integer >= 1")
+        training = training_settings(config, study)
+        for e in training["checkpoint_epochs"]:
+            if e > training["epochs"]:
+                problems.append(f"training.checkpoint_epochs: epoch {e} is past the last epoch "
+                                f"({training['epochs']}) of {study_name}; allowed: 0..{training['epochs']}")
+        if study_name == SWITCH_STUDY:
+            for k in switch_epochs(study["at"], training["epochs"]):
+                if not 1 <= k < training["epochs"]:
+                    problems.append(f"{study_name}.at: a switch at epoch {k} of {training['epochs']} is "
+                                    f"outside training; allowed: fractions giving epochs 1..{training['epochs'] - 1}")
+        ds = datasets.get(study["dataset"])
+        if ds is None:
+            continue
         for mname in study["models"]:
             spec = models.get(mname)
             if spec and spec.get("binary") and len(ds.get("classes") or range(10)) != 2:
@@ -191,6 +267,11 @@ def cross_check(config: Mapping[str, Any]) -> list[str]:
             if spec and spec["arch"] == "vgg" and (ds.get("image_size") or 32) < 32:
                 problems.append(f"models.{mname}: vgg needs images of at least 32 pixels; "
                                 f"datasets.{study['dataset']}.image_size is {ds.get('image_size')}")
+    if not problems:
+        try:
+            runs(config)
+        except ConfigError as exc:
+            problems.append(str(exc))
     return problems
 
 
@@ -203,38 +284,119 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = N
     return full
 
 
-def run_name(model: str, optimizer: str, init_seed: int) -> str:
-    return f"{model}_{optimizer}_init{init_seed}"
+def _train_spec(config: Mapping[str, Any], study: Mapping[str, Any], model: str, optimizer: str,
+                lr: float, seed: int, training: Mapping[str, Any]) -> dict[str, Any]:
+    opt_spec = dict(config["optimizers"][optimizer], lr=float(lr))
+    return {
+        "run": run_name(model, optimizer, lr, seed),
+        "kind": "train",
+        "dataset": study["dataset"],
+        "model": model,
+        "model_spec": dict(config["models"][model]),
+        "optimizer": optimizer,
+        "optimizer_spec": opt_spec,
+        "init_seed": int(seed),
+        "data_seed": int(study["data_seed"]),
+        "training": dict(training),
+    }
+
+
+def _without_checkpoints(spec: Mapping[str, Any]) -> dict:
+    out = dict(spec)
+    out["training"] = {k: v for k, v in spec["training"].items() if k != "checkpoint_epochs"}
+    return out
+
+
+def study_runs(config: Mapping[str, Any], study_name: str) -> list[dict[str, Any]]:
+    """The runs one study asks for (before merging with the other studies)."""
+    study = config[study_name]
+    training = training_settings(config, study)
+    training["checkpoint_epochs"] = checkpoint_epochs(training)
+    out = []
+    if study_name != SWITCH_STUDY:
+        for model in study["models"]:
+            for opt in study["optimizers"]:
+                for lr in lr_grid(config, study_name, opt):
+                    for seed in study["init_seeds"]:
+                        out.append(_train_spec(config, study, model, opt, lr, seed, training))
+        return out
+    epochs = training["epochs"]
+    for model in study["models"]:
+        for first, then in study["switches"]:
+            first_lr = optim.learning_rate(config["optimizers"][first])
+            then_spec = dict(config["optimizers"][then], lr=optim.learning_rate(config["optimizers"][then]))
+            for seed in study["init_seeds"]:
+                prefix = _train_spec(config, study, model, first, first_lr, seed, training)
+                ks = switch_epochs(study["at"], epochs)
+                prefix["training"]["checkpoint_epochs"] = sorted(set(training["checkpoint_epochs"]) | set(ks))
+                out.append(prefix)
+                for k in ks:
+                    label = switch_label(config, first, then, k, epochs)
+                    out.append({
+                        "run": f"{model}_{label}_init{seed}",
+                        "kind": "switch",
+                        "dataset": study["dataset"],
+                        "model": model,
+                        "model_spec": dict(config["models"][model]),
+                        "optimizer": label,
+                        "first": first,
+                        "first_spec": dict(prefix["optimizer_spec"]),
+                        "then": then,
+                        "optimizer_spec": then_spec,
+                        "switch_epoch": k,
+                        "prefix_run": prefix["run"],
+                        "init_seed": int(seed),
+                        "data_seed": int(study["data_seed"]),
+                        "training": dict(training),
+                    })
+    return out
 
 
 def runs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The run table: ``{run name: run spec}`` for every run the studies ask for.
 
-    A run spec holds everything that defines the run's results: data set name,
-    model name and spec, optimizer name and spec, init seed, data seed and the
-    resolved training settings (with the checkpoint epochs).
+    A run spec holds everything that defines the run's results: data set, model
+    name and spec, optimizer name and spec (with its learning rate), init seed,
+    data seed and the resolved training settings. A run asked for by several
+    studies is trained once; its checkpoint epochs are the union of the requests.
+    Two studies asking for one name with different definitions is an error.
     """
     table: dict[str, dict[str, Any]] = {}
-    study = config["optimizer_study"]
-    training = training_settings(config, study)
-    training["checkpoint_epochs"] = checkpoint_epochs(training)
+    owner: dict[str, str] = {}
+    for study_name in present_studies(config):
+        for spec in study_runs(config, study_name):
+            name = spec["run"]
+            if name not in table:
+                table[name], owner[name] = spec, study_name
+                continue
+            if _without_checkpoints(table[name]) != _without_checkpoints(spec):
+                raise ConfigError(
+                    f"{study_name}: run {name!r} is also defined by {owner[name]} with other settings "
+                    f"(training or data seed differ); give one of the studies other optimizer or model "
+                    f"names, or the same settings")
+            merged = sorted(set(table[name]["training"]["checkpoint_epochs"])
+                            | set(spec["training"]["checkpoint_epochs"]))
+            table[name]["training"]["checkpoint_epochs"] = merged
+    return table
+
+
+def study_members(config: Mapping[str, Any], study_name: str) -> list[dict[str, Any]]:
+    """The runs of one study with their roles (for tables, selection and figures)."""
+    table = runs(config)
+    return [table[spec["run"]] for spec in study_runs(config, study_name)]
+
+
+def selection_groups(config: Mapping[str, Any], study_name: str) -> dict[tuple[str, str], list[str]]:
+    """``{(model, optimizer): [runs]}`` for the optimizers of a plain study with a learning-rate grid."""
+    study = config[study_name]
+    groups: dict[tuple[str, str], list[str]] = {}
     for model in study["models"]:
         for opt in study["optimizers"]:
-            for seed in study["init_seeds"]:
-                name = run_name(model, opt, seed)
-                table[name] = {
-                    "run": name,
-                    "study": "optimizer_study",
-                    "dataset": study["dataset"],
-                    "model": model,
-                    "model_spec": dict(config["models"][model]),
-                    "optimizer": opt,
-                    "optimizer_spec": dict(config["optimizers"][opt]),
-                    "init_seed": int(seed),
-                    "data_seed": int(study["data_seed"]),
-                    "training": dict(training),
-                }
-    return table
+            grid = lr_grid(config, study_name, opt)
+            if len(grid) > 1:
+                groups[(model, opt)] = [run_name(model, opt, lr, seed)
+                                        for lr in grid for seed in study["init_seeds"]]
+    return groups
 
 
 def inits(run_table: Mapping[str, Mapping[str, Any]]) -> set[tuple[str, str, int]]:

@@ -17,12 +17,25 @@ pytestmark = pytest.mark.workflow
 TINY = {
     "device": "cpu",
     "threads": 1,
-    "datasets": {"tiny": {"source": "embedded", "train_size": 200, "test_size": 100, "image_size": 8}},
-    "models": {"mlp": {"arch": "mlp", "hidden": [16]}},
-    "optimizers": {"sgd": {"algorithm": "sgd", "lr": 0.1}, "adam": {"algorithm": "adam", "lr": 0.01}},
+    "datasets": {"tiny": {"source": "embedded", "train_size": 200, "val_size": 100, "test_size": 100,
+                          "image_size": 8}},
+    "models": {"mlp": {"arch": "mlp", "hidden": [16]},
+               "mlp-n1": {"arch": "mlp", "hidden": [16], "init": {"scheme": "normal", "mean": -1.0, "std": 1.0}}},
+    "optimizers": {"sgd": {"algorithm": "sgd", "lr": 0.1}, "adam": {"algorithm": "adam", "lr": 0.01},
+                   "rmsprop": {"algorithm": "rmsprop", "lr": 0.001},
+                   "heun": {"algorithm": "rk2", "method": "heun", "base": "sgd", "lr": 0.2}},
     "training": {"epochs": 2, "batch_size": 50, "checkpoint_every": 1},
-    "optimizer_study": {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "adam"], "init_seeds": [0]},
+    "optimizer_study": {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "adam", "rmsprop"],
+                        "lr_grids": {"adam": [0.01, 0.02]}, "init_seeds": [0]},
+    "rk2_study": {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "heun"]},
+    "init_study": {"dataset": "tiny", "models": ["mlp-n1"], "optimizers": ["sgd"]},
+    "switch_study": {"dataset": "tiny", "models": ["mlp"], "switches": [["sgd", "adam"]], "at": [0.5]},
 }
+RUNS = {"mlp_sgd-lr0.1_init0", "mlp_adam-lr0.01_init0", "mlp_adam-lr0.02_init0", "mlp_rmsprop-lr0.001_init0",
+        "mlp_heun-lr0.2_init0", "mlp-n1_sgd-lr0.1_init0", "mlp_S1-A1_init0"}
+FIGURES = ["fig4_optimizer_accuracy", "fig7_switching", "fig9_rk2_training", "fig11_exotic_inits",
+           "optimizer_study_learning_curves", "rk2_study_learning_curves", "init_study_learning_curves",
+           "switch_study_learning_curves"]
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
@@ -59,20 +72,60 @@ def finished(tmp_path_factory):
     return workdir
 
 
+def edited(edit) -> dict:
+    cfg = yaml.safe_load(yaml.safe_dump(TINY))
+    edit(cfg)
+    return cfg
+
+
+def dry_run(workdir: Path, cfg: dict) -> str:
+    res = snakemake(workdir, "--dry-run", config=cfg)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    snakemake(workdir, "--dry-run", config=TINY)  # leave the folder's config as the other tests expect
+    return out
+
+
 def test_workflow_writes_every_output(finished):
-    runs = ["mlp_sgd_init0", "mlp_adam_init0"]
-    for run in runs:
-        base = finished / "results" / "runs" / run
-        assert (base / "metrics.parquet").exists() and (base / "final.safetensors").exists()
+    results = finished / "results"
+    for run in RUNS:
+        base = results / "runs" / run
+        assert (base / "metrics.parquet").exists() and (base / "final.safetensors").exists(), run
         assert sorted(p.name for p in (base / "checkpoints").glob("*.safetensors")) == [
             "epoch0001.safetensors", "epoch0002.safetensors"]
         assert not (base / ".partial").exists()
-    table = pd.read_parquet(finished / "results" / "tables" / "optimizer_study_metrics.parquet")
-    assert set(table["run"]) == set(runs)
-    assert table.groupby("run")["epoch"].apply(list).tolist() == [[0, 1, 2]] * 2
+    table = pd.read_parquet(results / "tables" / "optimizer_study_metrics.parquet")
+    assert set(table["run"]) == {"mlp_sgd-lr0.1_init0", "mlp_adam-lr0.01_init0", "mlp_adam-lr0.02_init0",
+                                 "mlp_rmsprop-lr0.001_init0"}
+    assert table.groupby("run")["epoch"].apply(list).tolist() == [[0, 1, 2]] * 4
     assert (table[table["epoch"] == 0].groupby("run")["train_loss"].first().nunique()) == 1  # same init
-    assert (finished / "results" / "figures" / "learning_curves.png").stat().st_size > 10_000
-    assert (finished / "results" / "init" / "tiny" / "mlp_init0.safetensors").exists()
+    for name in FIGURES:
+        assert (results / "figures" / f"{name}.png").stat().st_size > 10_000, name
+    assert (results / "init" / "tiny" / "mlp_init0.safetensors").exists()
+
+
+def test_learning_rate_is_selected_on_the_validation_split(finished):
+    results = finished / "results"
+    sel = pd.read_parquet(results / "tables" / "lr_selection.parquet")
+    assert sorted(sel["lr"]) == [0.01, 0.02] and sel["selected"].sum() == 1
+    assert set(sel["optimizer"]) == {"adam"} and set(sel["study"]) == {"optimizer_study"}
+    metrics = pd.read_parquet(results / "tables" / "optimizer_study_metrics.parquet")
+    last = metrics[(metrics["epoch"] == 2) & (metrics["optimizer"] == "adam")].set_index("lr")["val_acc"]
+    best = sel.loc[sel["selected"], "lr"].item()
+    assert last[best] == last.max()
+    chosen = pd.read_parquet(results / "tables" / "optimizer_study_chosen_metrics.parquet")
+    assert set(chosen["run"]) == {"mlp_sgd-lr0.1_init0", f"mlp_adam-lr{best:g}_init0", "mlp_rmsprop-lr0.001_init0"}
+
+
+def test_switch_run_continues_from_the_prefix_checkpoint(finished):
+    runs = finished / "results" / "runs"
+    prefix = pd.read_parquet(runs / "mlp_sgd-lr0.1_init0" / "metrics.parquet")
+    switch = pd.read_parquet(runs / "mlp_S1-A1_init0" / "metrics.parquet")
+    assert switch["phase"].tolist() == ["sgd", "sgd", "adam"]
+    pd.testing.assert_series_equal(prefix["train_loss"].iloc[:2], switch["train_loss"].iloc[:2])
+    assert switch["train_loss"].iloc[2] != prefix["train_loss"].iloc[2]
+    log = (finished / "results" / "logs" / "train_run" / "mlp_S1-A1_init0.log").read_text()
+    assert "switching from sgd to adam after epoch 1" in log
 
 
 def test_nothing_changed_nothing_runs(finished):
@@ -83,30 +136,39 @@ def test_nothing_changed_nothing_runs(finished):
 
 
 def test_changing_one_learning_rate_reruns_only_its_run_and_downstream(finished):
-    changed = yaml.safe_load(yaml.safe_dump(TINY))
-    changed["optimizers"]["adam"]["lr"] = 0.02
-    res = snakemake(finished, "--dry-run", config=changed)
-    out = res.stdout + res.stderr
-    assert res.returncode == 0, out
-    assert planned_runs(out) == {"mlp_adam_init0"}
-    assert planned_jobs(out) == {"train_run": 1, "gather_metrics": 1, "plot_learning_curves": 1, "all": 1}
-    snakemake(finished, "--dry-run", config=TINY)  # leave the folder's config as the other tests expect
+    out = dry_run(finished, edited(lambda c: c["optimizers"]["rmsprop"].update(lr=0.002)))
+    assert planned_runs(out) == {"mlp_rmsprop-lr0.002_init0"}
+    assert planned_jobs(out) == {"train_run": 1, "gather_study_metrics": 1, "plot_study_learning_curves": 1,
+                                 "gather_chosen_metrics": 1, "plot_fig4_optimizer_accuracy": 1, "all": 1}
+
+
+def test_changing_the_second_optimizer_never_retrains_the_prefix(finished):
+    # Adam's own runs use the grid's rates, so its `lr` only defines the second phase of S1-A1
+    out = dry_run(finished, edited(lambda c: c["optimizers"]["adam"].update(lr=0.005)))
+    print(out)  # the listing quoted in the closing note
+    assert planned_runs(out) == {"mlp_S1-A1_init0"}
+    assert "mlp_sgd-lr0.1_init0" not in out.split("Job stats:")[0]
+    assert planned_jobs(out) == {"train_run": 1, "gather_study_metrics": 1, "plot_study_learning_curves": 1,
+                                 "plot_fig7_switching": 1, "all": 1}
+
+
+def test_changing_a_grid_trains_only_the_new_rate_and_reselects(finished):
+    out = dry_run(finished, edited(lambda c: c["optimizer_study"]["lr_grids"].update(adam=[0.01, 0.02, 0.005])))
+    assert planned_runs(out) == {"mlp_adam-lr0.005_init0"}
+    jobs = planned_jobs(out)
+    assert jobs["train_run"] == 1 and jobs["select_lr"] == 1 and jobs["gather_lr_selection"] == 1
 
 
 def test_adding_an_init_seed_trains_only_the_new_runs(finished):
-    more = yaml.safe_load(yaml.safe_dump(TINY))
-    more["optimizer_study"]["init_seeds"] = [0, 1]
-    res = snakemake(finished, "--dry-run", config=more)
-    out = res.stdout + res.stderr
-    assert planned_runs(out) == {"mlp_sgd_init1", "mlp_adam_init1"}
+    out = dry_run(finished, edited(lambda c: c["optimizer_study"].update(init_seeds=[0, 1])))
+    assert planned_runs(out) == {"mlp_sgd-lr0.1_init1", "mlp_adam-lr0.01_init1", "mlp_adam-lr0.02_init1",
+                                 "mlp_rmsprop-lr0.001_init1"}
     assert planned_jobs(out)["init_weights"] == 1
-    snakemake(finished, "--dry-run", config=TINY)
 
 
 def test_bad_config_stops_before_any_job(tmp_path):
-    bad = yaml.safe_load(yaml.safe_dump(TINY))
-    bad["optimizers"]["sgd"]["algorithm"] = "sgd2"
-    bad["optimizer_study"]["models"] = ["mlp", "resnet"]
+    bad = edited(lambda c: (c["optimizers"]["sgd"].update(algorithm="sgd2"),
+                            c["optimizer_study"].update(models=["mlp", "resnet"])))
     res = snakemake(tmp_path, config=bad)
     out = res.stdout + res.stderr
     assert res.returncode != 0

@@ -1,4 +1,4 @@
-# Initial weights, training runs, the gathered metrics table and learning curves.
+# Initial weights, training runs (plain and optimizer-switch) and the per-study metrics tables.
 
 
 rule init_weights:
@@ -19,12 +19,15 @@ rule init_weights:
 
 
 rule train_run:
-    """Train one run; resumes from its last finished epoch if it was interrupted."""
+    """Train one run; resumes from its last finished epoch if it was interrupted.
+
+    A switch run (e.g. S2-A6) does not retrain its prefix: it starts from the
+    checkpoint its prefix run (the first optimizer's own run, a separate cached
+    job) saved at the switch epoch, with a fresh second optimizer. The prefix's
+    params do not mention the second optimizer, so changing that never reruns it.
+    """
     input:
-        data=lambda wc: prepared_data(RUNS[wc.run]["dataset"]),
-        init=lambda wc: "{results}/init/{dataset}/{model}_init{seed}.safetensors".format(
-            results=RESULTS, **{k: RUNS[wc.run][k] for k in ("dataset", "model")},
-            seed=RUNS[wc.run]["init_seed"]),
+        unpack(train_inputs),
     output:
         metrics=f"{RESULTS}/runs/{{run}}/metrics.parquet",
         final=f"{RESULTS}/runs/{{run}}/final.safetensors",
@@ -45,31 +48,33 @@ rule train_run:
         "../scripts/train_run.py"
 
 
-rule gather_metrics:
-    """All runs' per-epoch metrics in one long table."""
+rule gather_study_metrics:
+    """All runs of one study (every learning rate of the grids), per epoch, in one long table."""
     input:
-        [run_paths(r)["metrics"] for r in RUNS],
+        study_metrics,
     output:
-        f"{RESULTS}/tables/optimizer_study_metrics.parquet",
+        f"{RESULTS}/tables/{{study}}_metrics.parquet",
     log:
-        f"{RESULTS}/logs/gather_metrics.log",
+        f"{RESULTS}/logs/gather_study_metrics/{{study}}.log",
     conda:
         "../envs/lossland.yaml"
     script:
         "../scripts/gather_tables.py"
 
 
-rule plot_learning_curves:
+rule plot_study_learning_curves:
+    """Learning curves of every run of a study (the chosen runs are in the figures)."""
     input:
-        f"{RESULTS}/tables/optimizer_study_metrics.parquet",
+        f"{RESULTS}/tables/{{study}}_metrics.parquet",
     output:
         report(
-            f"{RESULTS}/figures/learning_curves.png",
+            f"{RESULTS}/figures/{{study}}_learning_curves.png",
             caption="../report/learning_curves.rst",
             category="Training",
+            subcategory="{study}",
         ),
     log:
-        f"{RESULTS}/logs/plot_learning_curves.log",
+        f"{RESULTS}/logs/plot_learning_curves/{{study}}.log",
     conda:
         "../envs/lossland.yaml"
     script:

@@ -1,8 +1,9 @@
-"""Rule train_run: train one run of the run table and write its metrics and checkpoints."""
+"""Rule train_run: train one run of the run table and write its metrics and checkpoints.
+A switch run continues from its prefix run's checkpoint at the switch epoch."""
 
 from lossland import io
 from lossland.data import load_prepared
-from lossland.runner import execute_run
+from lossland.runner import execute_run, switch_start_from
 from lossland.runtime import configure, pick_device, setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -11,6 +12,10 @@ device = pick_device("cuda" if snakemake.resources.get("gpu", 0) else "cpu")
 configure(device, threads=snakemake.threads)
 data = load_prepared(snakemake.input.data, device=device)
 init_state, _ = io.load_checkpoint(snakemake.input.init)
+switch_start = None
+if spec["kind"] == "switch":
+    switch_start = switch_start_from(snakemake.input.prefix_metrics, snakemake.input.prefix_checkpoints,
+                                     spec["switch_epoch"])
 log.info("%s on %s (%d threads)", spec["run"], device, snakemake.threads)
 state = execute_run(
     spec, data, init_state,
@@ -18,6 +23,7 @@ state = execute_run(
     final_path=snakemake.output.final,
     checkpoints_dir=snakemake.output.checkpoints,
     device=device,
+    switch_start=switch_start,
 )
 last = state.records[-1]
 log.info("%s: epoch %d train_acc %.4f test_acc %.4f%s", spec["run"], state.epoch, last["train_acc"],
