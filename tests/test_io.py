@@ -58,3 +58,15 @@ def test_concat_parquet(tmp_path):
     df, parts = io.concat_parquet([tmp_path / "0.parquet", tmp_path / "1.parquet"])
     assert df["x"].tolist() == [0, 1]
     assert parts[1]["config_hash"] == io.config_hash({"i": 1})
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from lossland import io as lio
+
+    lio.write_json({"a": 1}, tmp_path / "x.json")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~umask

@@ -73,7 +73,7 @@ def learning_curves(metrics: pd.DataFrame, hue: str = "optimizer", style: str | 
 def with_lr_label(metrics: pd.DataFrame, column: str = "label") -> pd.DataFrame:
     """A copy with ``column`` = "<optimizer> (lr <first lr of the run>)" for legends."""
     df = metrics.copy()
-    first_lr = df.sort_values("epoch").groupby("run")["lr"].transform("first")
+    first_lr = df["run"].map(df.sort_values("epoch").groupby("run")["lr"].first())
     df[column] = [f"{o} (lr {lr:g})" for o, lr in zip(df["optimizer"], first_lr)]
     return df
 
@@ -101,6 +101,7 @@ def optimizer_accuracy(metrics: pd.DataFrame):
             ax = axes[i][j]
             ok = part[~part["diverged"].astype(bool)]
             sns.stripplot(data=ok, x="optimizer", y=col, hue="init", order=order, ax=ax, size=7,
+                          hue_order=sorted(last["init"].unique(), key=lambda s: int(s.split()[-1])),
                           jitter=0.15, legend=(i == 0 and j == len(panels) - 1))
             bad = part[part["diverged"].astype(bool)]
             for _, row in bad.iterrows():
