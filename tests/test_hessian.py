@@ -158,6 +158,17 @@ def test_dense_matches_autograd_functional(small_net, batch_size):
 
 
 @pytest.mark.parametrize("backend", ["autograd", "func"])
+def test_batches_weighted_by_size(small_net, small_dense, backend):
+    """An iterable of unequal batches gives the Hessian of the full-data mean loss."""
+    model, (x, y) = small_net
+    h, _ = small_dense
+    batches = [(x[:17], y[:17]), (x[17:100], y[17:100]), (x[100:], y[100:])]
+    with torch.no_grad():  # works inside no_grad too
+        got = lossland.hessian(model, batches, backend=backend)
+    torch.testing.assert_close(got, h, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("backend", ["autograd", "func"])
 def test_hvp_matches_dense(small_net, small_dense, backend):
     model, data = small_net
     h, _ = small_dense
