@@ -382,3 +382,10 @@ def test_agrees_with_pyhessian():
     assert abs(ph_samples.mean() - exact_trace) < 3 * ph_se
     assert abs(ours_trace.estimate - exact_trace) < 3 * ours_trace.stderr
     assert abs(ours_trace.estimate - ph_samples.mean()) < 3 * math.hypot(ph_se, ours_trace.stderr)
+
+
+def test_lanczos_no_ghost_eigenvalues():
+    # long runs lose orthogonality without reorthogonalisation: converged values reappear
+    d = torch.cat([torch.tensor([100.0, 50.0]), torch.linspace(0, 1, 198)]).double()
+    vals = linalg.lanczos_eigenvalues(lambda v: v * d, 200, k=3, tol=0.0, max_iter=120, dtype=torch.float64)
+    torch.testing.assert_close(vals, torch.tensor([100.0, 50.0, 1.0], dtype=torch.float64), rtol=1e-3, atol=0)
