@@ -24,6 +24,19 @@ from .data import (  # noqa: E402
     save_prepared,
 )
 from .evaluate import default_loss, evaluate  # noqa: E402
+from .hessian import (  # noqa: E402
+    HessianOperator,
+    SLQResult,
+    TraceEstimate,
+    epsilon_sharpness,
+    hessian,
+    hessian_slq,
+    hessian_trace,
+    hvp,
+    negative_eigenvalue_fraction,
+    spectral_density,
+    top_eigenvalues,
+)
 from .models import build_model, count_parameters, create_model, init_weights  # noqa: E402
 from .optim import make_optimizer  # noqa: E402
 from .training import TrainSettings, TrainState, train  # noqa: E402
@@ -33,6 +46,8 @@ __all__ = [
     "DeviceBatches", "PreparedDataset", "Split", "embedded_archive", "load_prepared", "prepare",
     "read_imagefolder", "read_python_archive", "read_source", "save_prepared",
     "default_loss", "evaluate",
+    "HessianOperator", "SLQResult", "TraceEstimate", "epsilon_sharpness", "hessian", "hessian_slq",
+    "hessian_trace", "hvp", "negative_eigenvalue_fraction", "spectral_density", "top_eigenvalues",
     "build_model", "count_parameters", "create_model", "init_weights",
     "make_optimizer",
     "TrainSettings", "TrainState", "train",

@@ -1,0 +1,355 @@
+"""Matrix-free symmetric linear algebra on a generic mat-vec: Lanczos
+eigenvalues, stochastic Lanczos quadrature (SLQ) and stochastic trace
+estimation (Hutchinson, Hutch++).
+
+Every routine takes ``matmat(V) -> H V`` for a symmetric operator ``H`` of size
+``dim``, where ``V`` holds vectors as **rows** (shape ``m × dim``), so that
+several products can be computed in one batched call. Vectors live in the
+operator's ``dtype``/``device``; the small tridiagonal problems are solved in
+float64 on the CPU. Random draws come from a private generator seeded with
+``seed`` (the global RNG is left alone), drawn on the CPU so that results do not
+depend on the device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+MatMat = Callable[[torch.Tensor], torch.Tensor]
+
+__all__ = [
+    "lanczos_eigenvalues", "slq", "SLQResult", "hutchinson", "hutchpp", "TraceEstimate",
+    "rademacher", "gaussian_density",
+]
+
+
+def rademacher(m: int, dim: int, generator: torch.Generator, dtype: torch.dtype,
+               device: torch.device | str) -> torch.Tensor:
+    """An ``m × dim`` matrix of independent ±1 entries."""
+    r = torch.randint(0, 2, (m, dim), generator=generator, dtype=torch.int8)
+    return (r * 2 - 1).to(device=device, dtype=dtype)
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _orthogonalise(w: torch.Tensor, basis: torch.Tensor, passes: int = 2) -> torch.Tensor:
+    """Remove from the rows of ``w`` (m × dim) their components along ``basis`` (j × m × dim)."""
+    for _ in range(passes):
+        coef = torch.einsum("jmd,md->jm", basis, w)
+        w = w - torch.einsum("jm,jmd->md", coef, basis)
+    return w
+
+
+def _tridiag(alpha: list[float], beta: list[float]) -> np.ndarray:
+    n = len(alpha)
+    t = np.diag(np.asarray(alpha, dtype=np.float64))
+    if n > 1:
+        off = np.asarray(beta[: n - 1], dtype=np.float64)
+        t += np.diag(off, 1) + np.diag(off, -1)
+    return t
+
+
+# --------------------------------------------------------------------------- Lanczos eigenvalues
+
+
+def lanczos_eigenvalues(matmat: MatMat, dim: int, k: int = 1, which: str = "largest", *,
+                        tol: float = 1e-4, max_iter: int = 200, seed: int = 0,
+                        dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                        return_info: bool = False):
+    """The ``k`` extreme eigenvalues of a symmetric operator by Lanczos with full
+    reorthogonalisation.
+
+    ``which``: ``"largest"`` (algebraically largest, descending), ``"smallest"``
+    (algebraically smallest, i.e. most negative first, ascending) or
+    ``"magnitude"`` (largest ``|λ|``, descending by magnitude).
+
+    Stops when each of the ``k`` Ritz values of interest changed by at most
+    ``tol × |λ|`` since the previous step, when ``max_iter`` steps were taken, or
+    when the Krylov space is the whole space (then the values are exact). On an
+    invariant subspace (breakdown) the iteration restarts from a fresh random
+    vector orthogonal to the basis, so repeated eigenvalues are found with their
+    multiplicity. Returns a float64 tensor of ``k`` values (with
+    ``return_info=True`` also a dict with ``iterations`` and ``converged``).
+    """
+    if which not in ("largest", "smallest", "magnitude"):
+        raise ValueError(f"which must be 'largest', 'smallest' or 'magnitude', got {which!r}")
+    if not 1 <= k <= dim:
+        raise ValueError(f"k must be in 1..{dim}, got {k}")
+    max_iter = max(min(int(max_iter), dim), k)
+    g = _generator(seed)
+    q = torch.randn(1, dim, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    q = q / q.norm()
+    basis = torch.empty(max_iter, 1, dim, dtype=dtype, device=device)
+    alpha: list[float] = []
+    beta: list[float] = []
+    prev: np.ndarray | None = None
+    converged = False
+    eps = torch.finfo(dtype).eps
+    scale = 0.0
+    j = 0
+    for j in range(max_iter):
+        basis[j] = q
+        w = matmat(q)
+        a = float((w * q).sum())
+        alpha.append(a)
+        w = w - a * q
+        if j > 0:
+            w = w - beta[j - 1] * basis[j - 1]
+        w = _orthogonalise(w, basis[: j + 1])
+        b = float(w.norm())
+        ritz = np.linalg.eigvalsh(_tridiag(alpha, beta))
+        scale = max(scale, float(np.abs(ritz).max()), abs(a))
+        sel = _select(ritz, k, which)
+        if sel is not None:
+            if j + 1 == dim:
+                converged, prev = True, sel
+                break
+            if prev is not None and np.all(np.abs(sel - prev) <= tol * np.abs(sel)):
+                converged, prev = True, sel
+                break
+        prev = sel
+        if j + 1 == max_iter:
+            break
+        if b <= 100 * eps * max(scale, 1e-30):
+            # invariant subspace: continue from a random vector orthogonal to the basis
+            b = 0.0
+            w = torch.randn(1, dim, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+            w = _orthogonalise(w, basis[: j + 1])
+            q = w / w.norm()
+        else:
+            q = w / b
+        beta.append(b)
+    if prev is None:
+        prev = _select(np.linalg.eigvalsh(_tridiag(alpha, beta)), k, which)
+    values = torch.as_tensor(prev, dtype=torch.float64)
+    if return_info:
+        return values, {"iterations": j + 1, "converged": converged}
+    return values
+
+
+def _select(ritz: np.ndarray, k: int, which: str) -> np.ndarray | None:
+    if len(ritz) < k:
+        return None
+    if which == "largest":
+        return np.sort(ritz)[::-1][:k].copy()
+    if which == "smallest":
+        return np.sort(ritz)[:k].copy()
+    return ritz[np.argsort(-np.abs(ritz))][:k].copy()
+
+
+# --------------------------------------------------------------------------- SLQ
+
+
+def gaussian_density(nodes: np.ndarray, weights: np.ndarray, grid: np.ndarray, sigma: float) -> np.ndarray:
+    """Σ w_i N(grid; node_i, sigma²), normalised to integrate to 1 over ``grid``
+    (trapezoidal rule)."""
+    nodes = np.asarray(nodes, dtype=np.float64).ravel()
+    weights = np.asarray(weights, dtype=np.float64).ravel()
+    grid = np.asarray(grid, dtype=np.float64)
+    dens = np.zeros_like(grid)
+    # chunk over nodes to keep memory bounded
+    for s in range(0, len(nodes), 4096):
+        d = (grid[:, None] - nodes[None, s:s + 4096]) / sigma
+        dens += (np.exp(-0.5 * d * d) * weights[None, s:s + 4096]).sum(1)
+    dens /= sigma * math.sqrt(2 * math.pi)
+    area = np.trapezoid(dens, grid) if hasattr(np, "trapezoid") else np.trapz(dens, grid)
+    if area > 0:
+        dens /= area
+    return dens
+
+
+@dataclass
+class SLQResult:
+    """Gauss quadrature nodes and weights of stochastic Lanczos quadrature.
+
+    ``nodes[i]`` and ``weights[i]`` belong to probe ``i`` (arrays of that
+    probe's Lanczos length); each probe's weights sum to 1, and
+    ``Σ_probes Σ_j w_j f(θ_j) / n_probes`` estimates ``tr f(H) / dim``.
+    """
+
+    nodes: list[np.ndarray]
+    weights: list[np.ndarray]
+    dim: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_probes(self) -> int:
+        return len(self.nodes)
+
+    def all_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every node and its weight divided by the number of probes (weights sum to 1)."""
+        n = np.concatenate(self.nodes)
+        w = np.concatenate(self.weights) / self.n_probes
+        return n, w
+
+    def expect(self, f: Callable[[np.ndarray], np.ndarray]) -> float:
+        """Estimate of ``tr f(H) / dim``."""
+        n, w = self.all_nodes()
+        return float((w * f(n)).sum())
+
+    def negative_fraction(self, threshold: float = 0.0) -> float:
+        """Estimated fraction of eigenvalues below ``-threshold`` (``threshold ≥ 0``)."""
+        return self.expect(lambda x: (x < -threshold).astype(np.float64))
+
+    def mean(self) -> float:
+        """Estimate of ``tr(H) / dim``."""
+        return self.expect(lambda x: x)
+
+    def density(self, grid: np.ndarray | int | None = None, sigma: float | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Gaussian-broadened spectral density on ``grid``.
+
+        ``sigma`` defaults to 1 % of the node range; ``grid`` (an array, or a
+        number of points, default 1000) defaults to the node range padded by
+        5 σ. The density is normalised to integrate to 1 over the grid.
+        """
+        n, w = self.all_nodes()
+        lo, hi = float(n.min()), float(n.max())
+        if sigma is None:
+            sigma = 0.01 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 1e-3
+        if grid is None or isinstance(grid, (int, np.integer)):
+            pts = 1000 if grid is None else int(grid)
+            grid = np.linspace(lo - 5 * sigma, hi + 5 * sigma, pts)
+        grid = np.asarray(grid, dtype=np.float64)
+        return grid, gaussian_density(n, w, grid, sigma)
+
+
+def slq(matmat: MatMat, dim: int, n_probes: int = 10, n_steps: int = 80, *, seed: int = 0,
+        dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+        probe_batch: int | None = None) -> SLQResult:
+    """Stochastic Lanczos quadrature: ``n_probes`` Lanczos runs of ``n_steps``
+    steps (full reorthogonalisation) from normalised Rademacher vectors.
+
+    Probes run side by side in groups of ``probe_batch`` (default: all), so
+    each step costs one batched mat-vec. A probe that hits an invariant
+    subspace stops there (its quadrature is then exact).
+    """
+    n_steps = max(1, min(int(n_steps), dim))
+    probe_batch = int(probe_batch or n_probes)
+    g = _generator(seed)
+    nodes: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    eps = torch.finfo(dtype).eps
+    for start in range(0, n_probes, probe_batch):
+        m = min(probe_batch, n_probes - start)
+        q = rademacher(m, dim, g, dtype, device) / math.sqrt(dim)
+        basis = torch.zeros(n_steps, m, dim, dtype=dtype, device=device)
+        alphas = np.zeros((n_steps, m))
+        betas = np.zeros((n_steps, m))
+        length = np.full(m, n_steps)
+        active = np.ones(m, dtype=bool)
+        scale = np.zeros(m)
+        for j in range(n_steps):
+            basis[j] = q
+            w = matmat(q)
+            a = (w * q).sum(1)
+            w = w - a[:, None] * q
+            if j > 0:
+                w = w - torch.as_tensor(betas[j - 1], dtype=dtype, device=device)[:, None] * basis[j - 1]
+            w = _orthogonalise(w, basis[: j + 1])
+            b = w.norm(dim=1)
+            a_np = a.double().cpu().numpy()
+            b_np = b.double().cpu().numpy()
+            alphas[j] = np.where(active, a_np, 0.0)
+            scale = np.maximum(scale, np.abs(alphas[j]) + (betas[j - 1] if j else 0.0))
+            if j + 1 == n_steps:
+                break
+            broke = active & (b_np <= 100 * eps * np.maximum(scale, 1e-30))
+            for i in np.nonzero(broke)[0]:
+                length[i] = j + 1
+            active &= ~broke
+            b_np = np.where(active, b_np, 0.0)
+            betas[j] = b_np
+            safe = torch.as_tensor(np.where(active, b_np, 1.0), dtype=dtype, device=device)
+            q = w / safe[:, None] * torch.as_tensor(active, dtype=dtype, device=device)[:, None]
+        for i in range(m):
+            n = int(length[i])
+            t = _tridiag(list(alphas[:n, i]), list(betas[: n - 1, i]))
+            theta, vecs = np.linalg.eigh(t)
+            nodes.append(theta)
+            weights.append(vecs[0] ** 2)
+    return SLQResult(nodes, weights, dim)
+
+
+# --------------------------------------------------------------------------- trace estimation
+
+
+@dataclass(frozen=True)
+class TraceEstimate:
+    """A stochastic trace estimate with its standard error.
+
+    ``float(est)`` gives ``estimate``. ``stderr`` is the sample standard error of
+    the stochastic part (Hutchinson: of the mean of the ``n_probes`` quadratic
+    forms; Hutch++: of the residual Hutchinson term, 0 when the low-rank part is
+    exact). ``n_matvecs`` counts operator products used.
+    """
+
+    estimate: float
+    stderr: float
+    n_probes: int
+    method: str
+    n_matvecs: int
+
+    def __float__(self) -> float:
+        return float(self.estimate)
+
+
+def _chunks(n: int, size: int | None):
+    size = int(size or n) or 1
+    for s in range(0, n, size):
+        yield s, min(size, n - s)
+
+
+def hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, seed: int = 0,
+               dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+               probe_batch: int | None = None) -> TraceEstimate:
+    """Hutchinson's estimator: the mean of ``zᵀHz`` over Rademacher ``z``."""
+    if n_probes < 1:
+        raise ValueError("n_probes must be ≥ 1")
+    g = _generator(seed)
+    samples = []
+    for _, m in _chunks(n_probes, probe_batch):
+        z = rademacher(m, dim, g, dtype, device)
+        samples.append((matmat(z) * z).sum(1).double().cpu())
+    s = torch.cat(samples)
+    se = float(s.std(unbiased=True) / math.sqrt(n_probes)) if n_probes > 1 else float("nan")
+    return TraceEstimate(float(s.mean()), se, n_probes, "hutchinson", n_probes)
+
+
+def hutchpp(matmat: MatMat, dim: int, n_probes: int = 100, *, seed: int = 0,
+            dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+            probe_batch: int | None = None) -> TraceEstimate:
+    """Hutch++ (Meyer, Musco, Musco & Woodruff 2021) with ``n_probes`` mat-vecs in all.
+
+    A third sketches the range (``Q = orth(H S)``), a third gives the exact
+    trace on it, ``tr(Qᵀ H Q)``, and the last third estimates the trace of the
+    deflated remainder ``(I−QQᵀ) H (I−QQᵀ)`` with Hutchinson.
+    """
+    if n_probes < 3:
+        raise ValueError("hutch++ needs n_probes ≥ 3")
+    g = _generator(seed)
+    r = n_probes // 3
+    n_g = n_probes - 2 * r
+    s = rademacher(r, dim, g, dtype, device)
+    gz = rademacher(n_g, dim, g, dtype, device)
+
+    def apply(v: torch.Tensor) -> torch.Tensor:
+        return torch.cat([matmat(v[a:a + m]) for a, m in _chunks(v.shape[0], probe_batch)])
+
+    hs = apply(s)
+    q, _ = torch.linalg.qr(hs.double().T)  # dim × r, orthonormal columns
+    q = q.T.to(dtype)  # r × dim rows
+    hq = apply(q)
+    low = float((hq.double() * q.double()).sum())
+    gz = gz - (gz.double() @ q.double().T @ q.double()).to(dtype)
+    samples = (apply(gz).double() * gz.double()).sum(1).cpu()
+    resid = float(samples.mean())
+    se = float(samples.std(unbiased=True) / math.sqrt(n_g)) if n_g > 1 else float("nan")
+    return TraceEstimate(low + resid, se, n_probes, "hutch++", 2 * r + n_g)
