@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/optimizers.smk"
+include: "workflow/rules/hessian.smk"
 
 
 rule all:

@@ -10,7 +10,7 @@ def test_hessian_report_agrees_with_the_dense_hessian():
     torch.manual_seed(0)
     model = lossland.create_model({"arch": "mlp", "hidden": [6], "activation": "tanh"}, (3, 2, 2), 3, seed=0).double()
     x, y = torch.randn(40, 3, 2, 2, dtype=torch.float64), torch.randint(0, 3, (40,))
-    settings = SpectrumSettings(k=2, tol=1e-10, max_iter=200, trace_method="exact", density_probes=4,
+    settings = SpectrumSettings(k=2, tol=1e-10, max_iter=200, trace_method="exact", density_probes=4, negative_threshold=0.0,
                                 density_steps=30, sharpness_epsilon=1e-3)
     tables = hessian_report(model, (x, y), settings)
     h = lossland.hessian(model, (x, y))

@@ -168,3 +168,76 @@ def exotic_inits(metrics: pd.DataFrame):
     """im2016 Fig 11: learning curves of models from exotic initialisations (one colour per
     model, i.e. init and BN on/off), one row per optimizer."""
     return learning_curves(metrics, hue="model", style="seed", group="optimizer", panels=RK2_PANELS)
+
+
+def _epoch_label(df: pd.DataFrame) -> pd.Series:
+    return pd.Series([("init" if e == 0 else f"epoch {e}") for e in df["epoch"]], index=df.index)
+
+
+def hessian_density(density: pd.DataFrame, floor: float = 1e-7):
+    """Hessian spectral density (SLQ) on a log scale, one panel per run, one line per epoch:
+    the initial weights against the saved epochs (the review's "spectrum during training")."""
+    sns.set_theme(style="whitegrid", context="paper")
+    df = density.copy()
+    df["when"] = _epoch_label(df)
+    df["density"] = df["density"].clip(lower=floor)
+    runs = list(dict.fromkeys(df.sort_values(["model", "optimizer", "seed"])["run"]))
+    cols = min(3, len(runs))
+    rows = (len(runs) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.7 * rows), squeeze=False)
+    order = sorted(df["when"].unique(), key=lambda w: -1 if w == "init" else int(w.split()[-1]))
+    palette = dict(zip(order, sns.color_palette("viridis", len(order))))
+    for ax, run in zip(axes.flat, runs):
+        part = df[df["run"] == run]
+        for when in order:
+            sub = part[part["when"] == when].sort_values("eigenvalue")
+            if len(sub):
+                ax.plot(sub["eigenvalue"], sub["density"], color=palette[when], label=when, lw=1.2)
+        ax.set_yscale("log")
+        ax.set_title(f"{part['model'].iloc[0]}, {part['optimizer'].iloc[0]}, init {part['seed'].iloc[0]}")
+        ax.set_xlabel("eigenvalue")
+    for ax in list(axes.flat)[len(runs):]:
+        ax.set_visible(False)
+    axes.flat[0].set_ylabel("density")
+    axes.flat[0].legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+HESSIAN_PANELS = (("top_eigenvalue", "top eigenvalue"), ("trace", "trace"),
+                  ("epsilon_sharpness", "ε-sharpness (%)"))
+
+
+def hessian_sharpness(summary: pd.DataFrame):
+    """Top eigenvalue, trace and ε-sharpness per optimizer at the last analysed epoch,
+    one colour per initialisation; the shared initial weights as a dashed line."""
+    sns.set_theme(style="whitegrid", context="paper")
+    df = summary.copy()
+    last = df[df["epoch"] == df.groupby("run")["epoch"].transform("max")].copy()
+    last["init"] = [f"init {s}" for s in last["seed"]]
+    inits = df[df["epoch"] == 0]
+    panels = [(c, t) for c, t in HESSIAN_PANELS if c in df and df[c].notna().any()]
+    order = list(dict.fromkeys(last["optimizer"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(0.5 * len(order) * len(panels) + 3, 3.0), squeeze=False)
+    for ax, (col, title) in zip(axes[0], panels):
+        sns.stripplot(data=last, x="optimizer", y=col, hue="init", order=order, ax=ax, size=7, jitter=0.15,
+                      legend=(col == panels[-1][0]))
+        for v in inits.groupby("seed")[col].first():
+            ax.axhline(v, ls="--", lw=0.8, color="grey")
+        ax.set_title(f"{title} (epoch {int(last['epoch'].max())}; dashed: init)")
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(axis="x", rotation=45)
+    if axes[0][-1].get_legend() is not None:
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def hessian_negative_fraction(summary: pd.DataFrame):
+    """Fraction of negative Hessian eigenvalues (SLQ estimate) and the top eigenvalue
+    over training, one colour per optimizer, one line style per init."""
+    sns.set_theme(style="whitegrid", context="paper")
+    panels = (("negative_fraction", "fraction of negative eigenvalues"), ("top_eigenvalue", "top eigenvalue"),
+              ("bottom_eigenvalue", "most negative eigenvalue"))
+    return learning_curves(summary, hue="optimizer", style="seed", group="model", panels=panels)

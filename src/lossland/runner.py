@@ -35,6 +35,7 @@ from .data import PreparedDataset
 from .models import build_model
 from .optim import learning_rate, make_optimizer
 from .runtime import resolve_channels_last
+from .study import algorithm_name
 from .training import TrainSettings, TrainState, snapshot, train
 
 log = logging.getLogger("lossland")
@@ -105,17 +106,6 @@ def checkpoint_meta(spec: Mapping[str, Any], data: PreparedDataset, state: Train
         "metrics": state.records[-1] if state.records else {},
         "provenance": io.provenance(spec, device=str(device)),
     }
-
-
-def algorithm_name(spec: Mapping[str, Any]) -> str:
-    def one(opt: Mapping[str, Any]) -> str:
-        if opt["algorithm"] == "rk2":
-            return f"rk2-{opt.get('method', 'heun')}({opt.get('base', 'sgd')})"
-        return opt["algorithm"]
-
-    if spec.get("kind") == "switch":
-        return f"{one(spec['first_spec'])}->{one(spec['optimizer_spec'])}"
-    return one(spec["optimizer_spec"])
 
 
 def metrics_frame(spec: Mapping[str, Any], records: list[dict]) -> pd.DataFrame:

@@ -38,6 +38,7 @@ class SpectrumSettings:
     density_grid: int = 400           # points of the density curve
     sharpness_epsilon: float | None = 1e-3   # None: skip ε-sharpness
     sharpness_steps: int = 5
+    negative_threshold: float = 0.01  # count eigenvalues below −threshold·(top eigenvalue)
     seed: int = 0
 
     @classmethod
@@ -60,7 +61,10 @@ def hessian_report(model: nn.Module, data: Data, settings: SpectrumSettings = Sp
       (``"smallest"``, index 0 = the most negative) by Lanczos;
     * ``density``: ``eigenvalue, density`` — SLQ density with Gaussian broadening;
     * ``summary``: one row — ``loss, accuracy, trace, trace_stderr, method,
-      top_eigenvalue, bottom_eigenvalue, negative_fraction`` (SLQ estimate),
+      top_eigenvalue, bottom_eigenvalue, negative_fraction`` (SLQ estimate of the
+      fraction of eigenvalues below ``−negative_threshold × top eigenvalue``: the
+      Ritz values of a short Lanczos run scatter around zero where the bulk of
+      the spectrum lies, so a strict ``< 0`` count measures that noise),
       ``slq_trace, epsilon_sharpness`` (Keskar, percent; NaN when skipped),
       ``n_params, n_samples, seconds``.
     """
@@ -85,7 +89,8 @@ def hessian_report(model: nn.Module, data: Data, settings: SpectrumSettings = Sp
         "loss": float(quality["loss"]), "accuracy": float(quality["accuracy"]),
         "trace": float(trace.estimate), "trace_stderr": float(trace.stderr), "method": trace.method,
         "top_eigenvalue": float(top[0]), "bottom_eigenvalue": float(bottom[0]),
-        "negative_fraction": float(slq.negative_fraction()), "slq_trace": float(slq.mean() * slq.dim),
+        "negative_fraction": float(slq.negative_fraction(s.negative_threshold * max(float(top[0]), 0.0))),
+        "slq_trace": float(slq.mean() * slq.dim),
         "epsilon_sharpness": float(sharp), "n_params": int(op.dim), "n_samples": int(op.n),
         "seconds": time.perf_counter() - t0,
     }])
@@ -95,3 +100,30 @@ def hessian_report(model: nn.Module, data: Data, settings: SpectrumSettings = Sp
 
 def settings_dict(settings: SpectrumSettings) -> dict[str, Any]:
     return asdict(settings)
+
+
+TABLES = ("eigenvalues", "density", "summary")
+
+
+def expand_init_rows(frame: pd.DataFrame, runs: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """Give every run its epoch-0 rows.
+
+    The Hessian at the initial weights is computed once per (data set, model,
+    init seed) and stored with an empty ``run``; every run starting there gets
+    a copy under its own identifying columns (``runs``: dicts with ``run,
+    dataset, model, seed`` and the other id columns), so each run's series is
+    complete from epoch 0.
+    """
+    is_init = frame["run"] == ""
+    parts = [frame[~is_init]]
+    inits = frame[is_init]
+    for ids in runs:
+        rows = inits[(inits["dataset"] == ids["dataset"]) & (inits["model"] == ids["model"])
+                     & (inits["seed"] == ids["seed"])]
+        if len(rows):
+            rows = rows.copy()
+            for k, v in ids.items():
+                rows[k] = v
+            parts.append(rows)
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["run", "epoch"], kind="stable").reset_index(drop=True)

@@ -267,11 +267,80 @@ def cross_check(config: Mapping[str, Any]) -> list[str]:
             if spec and spec["arch"] == "vgg" and (ds.get("image_size") or 32) < 32:
                 problems.append(f"models.{mname}: vgg needs images of at least 32 pixels; "
                                 f"datasets.{study['dataset']}.image_size is {ds.get('image_size')}")
+    problems += _check_hessian(config)
     if not problems:
         try:
             runs(config)
         except ConfigError as exc:
             problems.append(str(exc))
+    return problems
+
+
+def algorithm_name(spec: Mapping[str, Any]) -> str:
+    def one(opt: Mapping[str, Any]) -> str:
+        if opt["algorithm"] == "rk2":
+            return f"rk2-{opt.get('method', 'heun')}({opt.get('base', 'sgd')})"
+        return opt["algorithm"]
+
+    if spec.get("kind") == "switch":
+        return f"{one(spec['first_spec'])}->{one(spec['optimizer_spec'])}"
+    return one(spec["optimizer_spec"])
+
+
+def run_ids(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns that identify a run in analysis tables."""
+    return {"run": spec["run"], "dataset": spec["dataset"], "model": spec["model"],
+            "optimizer": spec["optimizer"], "algorithm": algorithm_name(spec),
+            "lr": optim.learning_rate(spec["optimizer_spec"]), "seed": int(spec["init_seed"])}
+
+
+def analysis_runs(config: Mapping[str, Any], section: str, chosen: Iterable[str]) -> list[str]:
+    """The runs among ``chosen`` (a study's chosen runs) that an analysis section
+    (``hessian``, ...) restricts itself to by its ``models``, ``optimizers`` and
+    ``init_seeds``."""
+    cfg = config[section]
+    table = runs(config)
+    out = []
+    for name in chosen:
+        spec = table[name]
+        if cfg.get("models") and spec["model"] not in cfg["models"]:
+            continue
+        base_optimizer = spec["first"] if spec.get("kind") == "switch" else spec["optimizer"]
+        if cfg.get("optimizers") and spec["optimizer"] not in cfg["optimizers"] \
+                and base_optimizer not in cfg["optimizers"]:
+            continue
+        if cfg.get("init_seeds") and spec["init_seed"] not in cfg["init_seeds"]:
+            continue
+        out.append(name)
+    return out
+
+
+def _check_hessian(config: Mapping[str, Any]) -> list[str]:
+    cfg = config.get("hessian")
+    if not cfg:
+        return []
+    name = cfg["study"]
+    if not config.get(name):
+        return [f"hessian.study: {name!r} is not configured; configured studies: "
+                f"{', '.join(present_studies(config)) or 'none'}"]
+    study = config[name]
+    problems = []
+    for key, allowed in (("models", study["models"]), ("init_seeds", study.get("init_seeds") or [0]),
+                         ("optimizers", study.get("optimizers") or sorted({o for p in study.get("switches", [])
+                                                                            for o in p}))):
+        for v in cfg.get(key) or []:
+            if v not in allowed:
+                problems.append(f"hessian.{key}: {v!r} is not one of {name}'s {key}; "
+                                f"allowed: {', '.join(map(str, allowed))}")
+    training = training_settings(config, study)
+    saved = set(checkpoint_epochs(training)) | {0, int(training["epochs"])}
+    for e in cfg.get("epochs") or []:
+        if e not in saved:
+            problems.append(f"hessian.epochs: epoch {e} is not saved by {name}; allowed: "
+                            f"{', '.join(map(str, sorted(saved)))} (see training.checkpoint_every)")
+    ds = config["datasets"].get(study["dataset"], {})
+    if cfg.get("split") == "val" and not ds.get("val_size"):
+        problems.append(f"hessian.split: 'val' needs datasets.{study['dataset']}.val_size; allowed: train, test")
     return problems
 
 

@@ -45,6 +45,7 @@ wildcard_constraints:
     optimizer="[A-Za-z0-9][A-Za-z0-9.-]*",
     study="|".join(lstudy.STUDIES),
     seed=r"\d+",
+    epoch=r"\d+",
 
 
 def compute_resources():
@@ -133,4 +134,7 @@ def all_targets():
         targets += [f"{RESULTS}/figures/{name}.png" for name in FIGURES[study]]
     if any(SELECTION_GROUPS.values()):
         targets.append(f"{RESULTS}/tables/lr_selection.parquet")
+    if config.get("hessian"):
+        targets += [f"{RESULTS}/tables/hessian_{t}.parquet" for t in ("eigenvalues", "density", "summary")]
+        targets += [f"{RESULTS}/figures/hessian_{f}.png" for f in ("density", "sharpness", "negative_fraction")]
     return targets
