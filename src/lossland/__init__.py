@@ -24,6 +24,20 @@ from .data import (  # noqa: E402
     save_prepared,
 )
 from .evaluate import default_loss, evaluate  # noqa: E402
+from .landscape import (  # noqa: E402
+    PCADirections,
+    barycentric_surface,
+    bilinear_surface,
+    distance_path,
+    evaluate_points,
+    functional_distance,
+    interpolate,
+    normalize_direction,
+    pca_directions,
+    random_direction,
+    recompute_bn,
+    surface,
+)
 from .models import build_model, count_parameters, create_model, init_weights  # noqa: E402
 from .optim import make_optimizer  # noqa: E402
 from .training import TrainSettings, TrainState, train  # noqa: E402
@@ -33,6 +47,9 @@ __all__ = [
     "DeviceBatches", "PreparedDataset", "Split", "embedded_archive", "load_prepared", "prepare",
     "read_imagefolder", "read_python_archive", "read_source", "save_prepared",
     "default_loss", "evaluate",
+    "PCADirections", "barycentric_surface", "bilinear_surface", "distance_path", "evaluate_points",
+    "functional_distance", "interpolate", "normalize_direction", "pca_directions", "random_direction",
+    "recompute_bn", "surface",
     "build_model", "count_parameters", "create_model", "init_weights",
     "make_optimizer",
     "TrainSettings", "TrainState", "train",
