@@ -108,6 +108,11 @@ def test_surface_is_origin_plus_directions(pair, data):
     df = lossland.surface(model, s, dx, dy, [-0.5, 0.0, 0.7], [0.0, 0.3], data)
     assert list(df.columns) == ["x", "y", "loss", "accuracy"] and len(df) == 6
     r = df[(df.x == 0.7) & (df.y == 0.3)].iloc[0]
+    # the model's own state does not matter: buffers the directions leave alone come from the origin
+    other = _perturb_stats(_model(7), 7)
+    for engine in ("loop", "vmap"):
+        df2 = lossland.surface(other, s, dx, dy, [0.7], [0.3], data, engine=engine)
+        assert df2.loss[0] == pytest.approx(r.loss, rel=1e-5)
     point = {k: v + 0.7 * dx.get(k, 0) + 0.3 * dy.get(k, 0) if v.is_floating_point() else v for k, v in s.items()}
     assert r.loss == pytest.approx(_eval_at(model, point, data)["loss"], rel=1e-5)
     assert df[(df.x == 0) & (df.y == 0)].loss.iloc[0] == pytest.approx(_eval_at(model, s, data)["loss"], rel=1e-5)

@@ -16,7 +16,9 @@ Conventions
 * **Buffers.** Floating-point buffers (BatchNorm running mean and variance) are
   combined like the parameters, so an interpolation between two BN networks
   also interpolates their statistics; non-float buffers (``num_batches_tracked``)
-  are taken from the origin (``start``) unchanged. The directions of
+  are taken from the origin (``start``) unchanged. (Far outside [0, 1] an
+  interpolated running variance can turn negative, and the loss NaN: use
+  ``bn="recompute"`` there.) The directions of
   :func:`random_direction` and :func:`pca_directions` leave the buffers at the
   origin's values.
 * **BatchNorm** (``bn=``). ``"stored"`` (default): evaluation mode with the
@@ -37,8 +39,9 @@ Conventions
 * **Engines** (``engine=``). ``"loop"`` loads each point's weights into the
   model and runs the data through it in chunks; ``"vmap"`` evaluates
   ``points_per_batch`` points in one call of
-  ``torch.vmap(torch.func.functional_call)`` over stacked parameters. Both give
-  the same numbers (to float rounding). ``"auto"`` picks the loop on the CPU
+  ``torch.vmap(torch.func.functional_call)`` over stacked parameters (with
+  ``bn="recompute"`` the statistics are still re-estimated point by point).
+  Both give the same numbers (to float rounding; tested to 1e-5). ``"auto"`` picks the loop on the CPU
   (measured faster there: ``benchmarks/surface_throughput.py``) and, on other
   devices, whichever of the two a short timing probe on the first data batch
   finds faster (cached per process, model and shape). The model passed in is
@@ -306,6 +309,8 @@ def _evaluate(model: nn.Module, pts: _Points, batches, reducer: Reducer, extras=
     group = points_per_batch or (8 if device.type == "cpu" else 16)
     saved = {k: v.clone() for k, v in model.state_dict().items()}
     try:
+        # every entry from the origin; the points then rewrite the varying ones
+        model.load_state_dict(pts.origin)
         with eval_mode(model):
             if engine == "auto":
                 engine = "loop" if device.type == "cpu" or n_points < 2 else \
