@@ -74,7 +74,7 @@ def test_interpolate_takes_integer_buffers_from_start(pair, data):
     seen = []
     key = next(k for k in s if k.endswith("num_batches_tracked"))
     hook = model.register_forward_pre_hook(lambda m, inp: seen.append(int(m.state_dict()[key])))
-    lossland.interpolate(model, s, e, [1.0], data, engine="loop")
+    lossland.interpolate(model, s, e, [1.0], data, engine="loop", fold_bn=False)
     hook.remove()
     assert seen and set(seen) == {int(s[key])} and int(s[key]) != int(e[key])
 
@@ -295,3 +295,22 @@ def test_bad_arguments(pair, data):
         lossland.random_direction(model, "weird")
     with pytest.raises(KeyError):
         lossland.interpolate(model, {"x": torch.zeros(1)}, e, [0.0], data)
+
+
+@pytest.mark.parametrize("arch", ["nin", "mlp"])
+def test_folded_batchnorm_equals_model(pair, data, arch):
+    model, s, e = pair
+    if arch == "mlp":
+        model = _perturb_stats(_model(0, arch="mlp"), 0)
+        s = {k: v.clone() for k, v in model.state_dict().items()}
+        e = {k: v.clone() for k, v in _perturb_stats(_model(1, arch="mlp"), 1).state_dict().items()}
+    folded = L._folded(model)
+    n_bn = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    assert folded is not None and len(folded.pairs) == n_bn > 0
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.module.modules())
+    alphas = [0.0, 0.4, 1.0, 1.3]
+    for bn in ("stored", "recompute"):
+        on = lossland.interpolate(model, s, e, alphas, data, engine="loop", bn=bn)
+        off = lossland.interpolate(model, s, e, alphas, data, engine="loop", bn=bn, fold_bn=False)
+        assert np.allclose(on.loss, off.loss, rtol=1e-5, atol=1e-6), bn
+        assert np.allclose(on.accuracy, off.accuracy), bn
