@@ -74,7 +74,7 @@ def test_interpolate_takes_integer_buffers_from_start(pair, data):
     seen = []
     key = next(k for k in s if k.endswith("num_batches_tracked"))
     hook = model.register_forward_pre_hook(lambda m, inp: seen.append(int(m.state_dict()[key])))
-    lossland.interpolate(model, s, e, [1.0], data, engine="loop", fold_bn=False)
+    lossland.interpolate(model, s, e, [1.0], data, engine="loop", fuse=False)
     hook.remove()
     assert seen and set(seen) == {int(s[key])} and int(s[key]) != int(e[key])
 
@@ -308,9 +308,22 @@ def test_folded_batchnorm_equals_model(pair, data, arch):
     n_bn = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     assert folded is not None and len(folded.pairs) == n_bn > 0
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.module.modules())
+    if arch == "nin":  # every conv+ReLU fused on the CPU
+        assert folded.relus == sum(isinstance(m, torch.nn.ReLU) for m in model.modules()) > 0
     alphas = [0.0, 0.4, 1.0, 1.3]
     for bn in ("stored", "recompute"):
         on = lossland.interpolate(model, s, e, alphas, data, engine="loop", bn=bn)
-        off = lossland.interpolate(model, s, e, alphas, data, engine="loop", bn=bn, fold_bn=False)
+        off = lossland.interpolate(model, s, e, alphas, data, engine="loop", bn=bn, fuse=False)
         assert np.allclose(on.loss, off.loss, rtol=1e-5, atol=1e-6), bn
         assert np.allclose(on.accuracy, off.accuracy), bn
+
+
+def test_fused_conv_relu_without_batchnorm(data):
+    a, b = _model(0, batch_norm=False), _model(1, batch_norm=False)
+    folded = L._folded(a)
+    assert folded is not None and not folded.pairs and folded.relus > 0
+    s, e = a.state_dict(), b.state_dict()
+    on = lossland.interpolate(a, s, e, [0.0, 0.5, 1.0], data, engine="loop")
+    off = lossland.interpolate(a, s, e, [0.0, 0.5, 1.0], data, engine="loop", fuse=False)
+    assert np.allclose(on.loss, off.loss, rtol=1e-5, atol=1e-6)
+    assert on.loss[2] == pytest.approx(evaluate(b, data)["loss"], rel=1e-5)
