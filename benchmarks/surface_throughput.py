@@ -16,7 +16,7 @@ process. Prints points/s and the ratios.
 * limit: the time to run ``grid² × images`` samples through the model with no
   gradient, at the best batch size and memory format, with nothing else
   (no weight updates, no loss): points/s = samples/s ÷ images. Printed beside
-  it: the same for the BN-folded copy that the loop engine runs (the limit of
+  it: the same for the BN-folded, conv+ReLU-fused copy that the loop engine runs (the limit of
   our method).
 * engines: loop and vmap on 2×2 grid points (the ``auto`` rule's evidence).
 
@@ -113,7 +113,7 @@ def main() -> None:
         m = make_model(args, ds, device).eval()
         limit_models[channels_last] = (m.to(memory_format=torch.channels_last), x.contiguous(
             memory_format=torch.channels_last)) if channels_last else (m, x)
-    # the same forward with BN folded into the convs, as the loop engine runs it
+    # the same forward with BN folded into the convs and conv+ReLU fused, as the loop engine runs it
     from lossland.landscape import _folded
     folded = _folded(limit_models[cl][0])
     if folded is not None:
@@ -166,12 +166,12 @@ def main() -> None:
             ("  engine=vmap (2x2 points)", sub_points / t_vmap),
             ("loss-landscapes random_plane", rate_ll),
             (f"forward-only limit (bs={best_bs}, {'channels_last' if best_cl else 'contiguous'})", rate_limit),
-            (f"forward-only, BN folded (bs={fold_bs})", rate_fold)]
+            (f"forward-only, BN folded+ReLU fused (bs={fold_bs})", rate_fold)]
     for name, r in rows:
         print(f"{name:<34}{r:>12.3f}{r * n:>12.0f}")
     print(f"ratio ours / loss-landscapes: {rate_ours / rate_ll:.2f}x (goal >= 5)")
     print(f"ratio ours / forward-only limit: {rate_ours / rate_limit:.2f} (goal >= 0.8)")
-    print(f"ratio ours / forward-only with BN folded: {rate_ours / rate_fold:.2f}")
+    print(f"ratio ours / forward-only of the folded+fused copy: {rate_ours / rate_fold:.2f}")
     print("forward-only samples/s by (channels_last, batch):",
           ", ".join(f"{c if c == 'folded' else 'cl' if c else 'nchw'}/{b}: {n / t:.0f}" for (c, b), t in results.items()))
 
