@@ -37,6 +37,20 @@ from .hessian import (  # noqa: E402
     spectral_density,
     top_eigenvalues,
 )
+from .landscape import (  # noqa: E402
+    PCADirections,
+    barycentric_surface,
+    bilinear_surface,
+    distance_path,
+    evaluate_points,
+    functional_distance,
+    interpolate,
+    normalize_direction,
+    pca_directions,
+    random_direction,
+    recompute_bn,
+    surface,
+)
 from .models import build_model, count_parameters, create_model, init_weights  # noqa: E402
 from .optim import make_optimizer  # noqa: E402
 from .training import TrainSettings, TrainState, train  # noqa: E402
@@ -48,6 +62,9 @@ __all__ = [
     "default_loss", "evaluate",
     "HessianOperator", "SLQResult", "TraceEstimate", "epsilon_sharpness", "hessian", "hessian_slq",
     "hessian_trace", "hvp", "negative_eigenvalue_fraction", "spectral_density", "top_eigenvalues",
+    "PCADirections", "barycentric_surface", "bilinear_surface", "distance_path", "evaluate_points",
+    "functional_distance", "interpolate", "normalize_direction", "pca_directions", "random_direction",
+    "recompute_bn", "surface",
     "build_model", "count_parameters", "create_model", "init_weights",
     "make_optimizer",
     "TrainSettings", "TrainState", "train",
