@@ -30,12 +30,15 @@ TINY = {
     "rk2_study": {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "heun"]},
     "init_study": {"dataset": "tiny", "models": ["mlp-n1"], "optimizers": ["sgd"]},
     "switch_study": {"dataset": "tiny", "models": ["mlp"], "switches": [["sgd", "adam"]], "at": [0.5]},
+    "hessian": {"study": "optimizer_study", "optimizers": ["sgd", "adam"], "epochs": [0, 2], "samples": 50,
+                "settings": {"max_iter": 10, "trace_probes": 4, "density_probes": 1, "density_steps": 8,
+                             "sharpness_steps": 2}},
 }
 RUNS = {"mlp_sgd-lr0.1_init0", "mlp_adam-lr0.01_init0", "mlp_adam-lr0.02_init0", "mlp_rmsprop-lr0.001_init0",
         "mlp_heun-lr0.2_init0", "mlp-n1_sgd-lr0.1_init0", "mlp_S1-A1_init0"}
 FIGURES = ["fig4_optimizer_accuracy", "fig7_switching", "fig9_rk2_training", "fig11_exotic_inits",
            "optimizer_study_learning_curves", "rk2_study_learning_curves", "init_study_learning_curves",
-           "switch_study_learning_curves"]
+           "switch_study_learning_curves", "hessian_density", "hessian_sharpness", "hessian_negative_fraction"]
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
@@ -126,6 +129,29 @@ def test_switch_run_continues_from_the_prefix_checkpoint(finished):
     assert switch["train_loss"].iloc[2] != prefix["train_loss"].iloc[2]
     log = (finished / "results" / "logs" / "train_run" / "mlp_S1-A1_init0.log").read_text()
     assert "switching from sgd to adam after epoch 1" in log
+
+
+def test_hessian_tables_cover_init_and_end_of_the_chosen_runs(finished):
+    tables = finished / "results" / "tables"
+    summary = pd.read_parquet(tables / "hessian_summary.parquet")
+    sel = pd.read_parquet(tables / "lr_selection.parquet")
+    adam = f"mlp_adam-lr{sel.loc[sel['selected'], 'lr'].item():g}_init0"
+    assert set(summary["run"]) == {"mlp_sgd-lr0.1_init0", adam}
+    assert sorted(summary.groupby("run")["epoch"].apply(list).tolist()) == [[0, 2], [0, 2]]
+    init = summary[summary["epoch"] == 0]
+    assert init["top_eigenvalue"].nunique() == 1  # one shared initial point, computed once
+    assert (summary["top_eigenvalue"] >= summary["bottom_eigenvalue"]).all()
+    assert {"run", "trace", "method"} <= set(summary.columns)
+    eig = pd.read_parquet(tables / "hessian_eigenvalues.parquet")
+    assert {"run", "index", "eigenvalue"} <= set(eig.columns)
+    assert len(list((finished / "results" / "hessian" / "init").rglob("summary.parquet"))) == 1
+
+
+def test_changing_hessian_settings_reruns_only_the_hessian_jobs(finished):
+    out = dry_run(finished, edited(lambda c: c["hessian"]["settings"].update(trace_probes=6)))
+    assert planned_jobs(out) == {"hessian_init": 1, "hessian_checkpoint": 2, "gather_hessian": 1,
+                                 "plot_hessian_density": 1, "plot_hessian_sharpness": 1,
+                                 "plot_hessian_negative_fraction": 1, "all": 1}
 
 
 def test_nothing_changed_nothing_runs(finished):
