@@ -23,10 +23,10 @@ fi
 if [[ $stages == *smoke* ]]; then
   rm -rf .gpu-smoke && mkdir -p .gpu-smoke
   start=$(date +%s)
-  python3 -m snakemake --snakefile "$PWD/Snakefile" --directory .gpu-smoke --configfile config.yaml \
-      --config device=cuda threads=2 --cores 16 --resources gpu=4 \
-      results/figures/fig4_optimizer_accuracy.png results/figures/hessian_density.png \
-      results/figures/hessian_negative_fraction.png 2>&1 | tail -4 | tee "$out/smoke.txt"
+  python3 -m snakemake results/figures/fig4_optimizer_accuracy.png results/figures/hessian_density.png \
+      results/figures/hessian_negative_fraction.png --snakefile "$PWD/Snakefile" --directory .gpu-smoke \
+      --configfile config.yaml --cores 16 --resources gpu=4 --config device=cuda threads=2 \
+      2>&1 | tail -4 | tee "$out/smoke.txt"
   echo "smoke run: $(( $(date +%s) - start )) s" | tee -a "$out/smoke.txt"
   python3 - <<'PY' | tee -a "$out/smoke.txt"
 import json, pandas as pd
