@@ -218,18 +218,20 @@ def hessian_sharpness(summary: pd.DataFrame):
     inits = df[df["epoch"] == 0]
     panels = [(c, t) for c, t in HESSIAN_PANELS if c in df and df[c].notna().any()]
     order = list(dict.fromkeys(last["optimizer"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(0.5 * len(order) * len(panels) + 3, 3.0), squeeze=False)
+    width = max(3.0, 0.55 * len(order) + 1.2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels) + 1.5, 3.2), squeeze=False)
     for ax, (col, title) in zip(axes[0], panels):
         sns.stripplot(data=last, x="optimizer", y=col, hue="init", order=order, ax=ax, size=7, jitter=0.15,
                       legend=(col == panels[-1][0]))
         for v in inits.groupby("seed")[col].first():
             ax.axhline(v, ls="--", lw=0.8, color="grey")
-        ax.set_title(f"{title} (epoch {int(last['epoch'].max())}; dashed: init)")
+        ax.set_title(title)
         ax.set_xlabel("")
         ax.set_ylabel("")
         ax.tick_params(axis="x", rotation=45)
     if axes[0][-1].get_legend() is not None:
         sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.suptitle(f"epoch {int(last['epoch'].max())}; dashed: the initial weights", fontsize=9)
     fig.tight_layout()
     return fig
 
