@@ -250,7 +250,8 @@ def evaluate_job(kind: str, model, states: Mapping[str, Mapping], data: Mapping[
     own = settings[kind]
     opts = _options(settings)
     frames = []
-    for split, d in data.items():
+    for split in settings.get("splits") or list(data):
+        d = data[split]
         if progress is not None:
             progress.set_postfix_str(split)
         if kind == "init_final" or kind == "final_final":
