@@ -196,3 +196,10 @@ def test_every_landscape_figure_draws_from_tables():
         fig = plots.LANDSCAPE_FIGURES[name](*[copy.deepcopy(t) for t in args])
         assert fig.axes, name
         plots.plt.close(fig)
+
+
+def test_subsets_are_fixed_random_draws_not_the_first_images():
+    idx = lplan.subset_indices(1000, 128)
+    assert len(idx) == 128 and len(set(idx.tolist())) == 128 and idx.max() > 500
+    assert idx.tolist() == sorted(idx.tolist()) == lplan.subset_indices(1000, 128).tolist()
+    assert lplan.subset_indices(50, None).tolist() == list(range(50)) == lplan.subset_indices(50, 80).tolist()

@@ -347,14 +347,28 @@ def load_states(inputs: Mapping[str, Any], refs: Sequence[tuple[str, Mapping[str
     return model, states
 
 
+SUBSET_SEED = 0
+
+
+def subset_indices(size: int, samples: int | None, seed: int = SUBSET_SEED):
+    """The images a landscape evaluates: all of a split (``samples`` null or ≥ its size), else a
+    fixed random subset of ``samples`` (seeded, in split order). Prepared splits are sorted by
+    class, so their first N images would be a few classes only."""
+    import torch
+
+    if samples is None or int(samples) >= size:
+        return torch.arange(size)
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(size, generator=g)[:int(samples)].sort().values
+
+
 def split_data(prepared, settings: Mapping[str, Any]) -> dict[str, tuple]:
-    """``{split: (inputs, targets)}``: the first ``samples`` images of each of ``splits``."""
-    n = settings.get("samples")
+    """``{split: (inputs, targets)}``: :func:`subset_indices` of each of ``splits``."""
     out = {}
     for split in settings["splits"]:
         s = prepared[split]
-        k = len(s.y) if n is None else min(int(n), len(s.y))
-        out[split] = (s.x[:k], s.y[:k])
+        idx = subset_indices(len(s.y), settings.get("samples")).to(s.y.device)
+        out[split] = (s.x[idx], s.y[idx])
     return out
 
 

@@ -361,8 +361,8 @@ def bilinear_planes(surfaces: pd.DataFrame, split: str = "train"):
         fig.colorbar(cs, ax=ax, label=f"log10 {split} loss")
         for (cx, cy), label in zip(((0, 0), (1, 0), (0, 1), (1, 1)), part["corners"].iloc[0].split(",")):
             ax.plot(cx, cy, "o", color="white", mec="black")
-            ax.annotate(label, (cx, cy), textcoords="offset points", xytext=(4, 4), color="white",
-                        fontsize=8, weight="bold")
+            ax.annotate(label, (cx, cy), textcoords="offset points", xytext=(-4 if cx else 4, 4), color="white",
+                        fontsize=8, weight="bold", ha="right" if cx else "left")
         ax.set_title(f"{part['model'].iloc[0]}, init {part['seed'].iloc[0]}: bilinear plane")
         ax.set_xlabel("x")
         ax.set_ylabel("y")
@@ -418,15 +418,16 @@ def optimizer_grid(barycentric: pd.DataFrame, final_final: pd.DataFrame, split: 
                 if not len(part):
                     ax.set_visible(False)
                     continue
-                if part["optimizer_a"].iloc[0] != opts[i]:  # measure from the row optimizer
-                    part = part.assign(alpha=1 - part["alpha"])
                 ax.plot(part["alpha"], part["functional_distance"], color="C0", lw=1.2)
                 ax2 = ax.twinx()
                 ax2.plot(part["alpha"], part["disagreement"], color="C3", lw=1.0, ls="--")
                 ax2.set_yticks([])
                 end = part.iloc[(part["alpha"] - 1).abs().argmin()]
-                ax.set_title(f"FD {end['functional_distance']:.2f}, disagree {100 * end['disagreement']:.0f}%",
+                ax.set_title(f"{part['optimizer_a'].iloc[0]} → {part['optimizer_b'].iloc[0]}: FD "
+                             f"{end['functional_distance']:.2f}, disagree {100 * end['disagreement']:.0f}%",
                              fontsize=7)
+                ax.tick_params(labelsize=6)
+                ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
                 ax.axvline(0, color="grey", lw=0.5, ls=":")
                 ax.axvline(1, color="grey", lw=0.5, ls=":")
     fig.suptitle(f"{key[0]}, init {key[1]} ({split}): lower = barycentric planes (log10 loss), "

@@ -127,8 +127,7 @@ rule landscape_pca_directions:
         directions=f"{RESULTS}/landscape/pca_directions/{{name}}.safetensors",
         trajectory=f"{RESULTS}/landscape/pca_trajectory/{{name}}.parquet",
     params:
-        p=lambda wc: {"kind": "pca", "job": landscape_job("pca", wc.name),
-                      "settings": lplan.settings_for(config, "pca")},
+        p=lambda wc: {"kind": "pca", "job": landscape_job("pca", wc.name)},  # not the grid: directions do not depend on it
     log:
         f"{RESULTS}/logs/landscape/pca_directions/{{name}}.log",
     conda:
