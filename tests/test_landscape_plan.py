@@ -52,7 +52,7 @@ def test_plan_of_the_default_config():
     assert corners == cfg["landscape"]["bilinear_optimizers"]
     pca = next(iter(plan["pca"].values()))
     assert [r["epoch"] for r in pca["trajectory"]] == [0, 1, 2, 3, 4]
-    assert plan["random_plane"][next(iter(plan["random_plane"]))]["shards"] == 2  # 7 x 7 in rows of 4
+    assert plan["random_plane"][next(iter(plan["random_plane"]))]["shards"] == 1  # 7 x 7 in one shard
     sw = plan["switching"]
     assert set(sw) == {"nin_sgd-adam_init0"}
     job = sw["nin_sgd-adam_init0"]
@@ -60,7 +60,7 @@ def test_plan_of_the_default_config():
     assert job["labels"]["nin_sgd-lr0.1_init0"] == "sgd only"
     # a kind's settings carry only what its jobs depend on
     s = lplan.settings_for(cfg, "pca")
-    assert "random_plane" not in s and s["pca"] == cfg["landscape"]["pca"] and s["shard_points"] == 28
+    assert "random_plane" not in s and s["pca"] == cfg["landscape"]["pca"] and s["shard_points"] == 49
 
 
 @pytest.fixture(scope="module")

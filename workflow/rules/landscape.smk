@@ -95,6 +95,20 @@ def landscape_targets():
             + [f"{RESULTS}/figures/{f}.png" for f in landscape_figures()])
 
 
+def gather_landscape(parts, out, settings=None, kind=None):
+    """Shards -> one surface (checked to cover the grid once), or surfaces -> one table.
+    Runs inside Snakemake (a `run:` block): no interpreter start-up per gathered table."""
+    import pandas as pd
+    from lossland import io as lio
+
+    frames = [lio.read_parquet(p) for p in parts]
+    table = lplan.gather_shards(frames, settings, kind) if kind else pd.concat(frames, ignore_index=True)
+    lio.write_parquet(table, out, lio.provenance({"parts": parts}))
+
+
+localrules: gather_landscape_surface, gather_landscape_table
+
+
 rule landscape_line:
     """One 1-D line (init->final, final->final, distance path, switching lines) on every split."""
     input:
@@ -175,10 +189,8 @@ rule gather_landscape_surface:
         settings=lambda wc: lplan.settings_for(config, wc.kind),
     log:
         f"{RESULTS}/logs/landscape/gather/{{kind}}/{{name}}.log",
-    conda:
-        "../envs/lossland.yaml"
-    script:
-        "../scripts/gather_landscape.py"
+    run:
+        gather_landscape(list(input), output[0], params.settings, wildcards.kind)
 
 
 rule gather_landscape_table:
@@ -191,10 +203,8 @@ rule gather_landscape_table:
         kind="|".join(LANDSCAPE_TABLES),
     log:
         f"{RESULTS}/logs/landscape/gather_{{kind}}.log",
-    conda:
-        "../envs/lossland.yaml"
-    script:
-        "../scripts/gather_landscape.py"
+    run:
+        gather_landscape(list(input), output[0])
 
 
 for _figure, _tables in LANDSCAPE_FIGURES.items():
