@@ -17,6 +17,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/optimizers.smk"
 include: "workflow/rules/hessian.smk"
+include: "workflow/rules/landscape.smk"
 
 
 rule all:

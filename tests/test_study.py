@@ -179,6 +179,23 @@ def _error(cfg, schema):
      "no study is configured; allowed studies: optimizer_study, rk2_study, init_study, switch_study"),
     (lambda c: c["datasets"]["cifar10-small"].update(train_size=0), "datasets.cifar10-small.train_size: 0 is not allowed"),
     (lambda c: c["models"].update({"bad_name": {"arch": "mlp"}}), "models: 'bad_name' does not match"),
+    (lambda c: c["landscape"].update(optimizers=["sgd", "rk4"]),
+     "landscape.optimizers: 'rk4' is not one of optimizer_study's optimizers; allowed: sgd, sgdm, adagrad"),
+    (lambda c: c["landscape"].update(bilinear_optimizers=["sgd", "adam", "adagrad"]),
+     "landscape.bilinear_optimizers: the bilinear plane needs exactly 4 optimizers, got 3"),
+    (lambda c: c["landscape"].update(study="rk2_study", bilinear_optimizers=["sgd", "adam", "heun-adam", "sgd-x2"],
+                                     optimizers=["sgd"], init_seeds=[3]),
+     "landscape.init_seeds: 3 is not one of rk2_study's init_seeds; allowed: 0"),
+    (lambda c: c["landscape"].update(bn="none"),
+     "landscape.bn: 'none' is not allowed; allowed values: 'stored', 'recompute'"),
+    (lambda c: c["landscape"].update(kinds=["pca", "contour"]),
+     "landscape.kinds.1: 'contour' is not allowed; allowed values: 'init_final', 'final_final'"),
+    (lambda c: c["landscape"]["switching"].update(switches=[["sgd", "rmsprop"]]),
+     "landscape.switching.switches: ['sgd', 'rmsprop'] is not one of switch_study.switches"),
+    (lambda c: c.pop("switch_study"),
+     "landscape.switching.enabled: needs switch_study; allowed: false, or configure switch_study"),
+    (lambda c: c["landscape"]["pca"].update(epochs=[0, 4, 7]),
+     "landscape.pca.epochs: epoch 7 is not saved by optimizer_study; allowed: 0, 1, 2, 3, 4"),
 ])
 def test_bad_configs_get_one_message_naming_key_and_allowed_values(edit, expected, schema):
     cfg = _config()

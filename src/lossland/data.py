@@ -522,3 +522,17 @@ class DeviceBatches:
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yield xb, self.y[idx]
+
+
+SUBSET_SEED = 0
+
+
+def subset_indices(size: int, samples: int | None, seed: int = SUBSET_SEED) -> torch.Tensor:
+    """Indices of the images an analysis (landscape, Hessian) evaluates: all of a split
+    (``samples`` None or ≥ its size), else a fixed random subset of ``samples`` (seeded,
+    in split order). Prepared splits are sorted by class, so their first N images would
+    be a few classes only."""
+    if samples is None or int(samples) >= size:
+        return torch.arange(size)
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(size, generator=g)[:int(samples)].sort().values

@@ -268,6 +268,7 @@ def cross_check(config: Mapping[str, Any]) -> list[str]:
                 problems.append(f"models.{mname}: vgg needs images of at least 32 pixels; "
                                 f"datasets.{study['dataset']}.image_size is {ds.get('image_size')}")
     problems += _check_hessian(config)
+    problems += _check_landscape(config)
     if not problems:
         try:
             runs(config)
@@ -341,6 +342,60 @@ def _check_hessian(config: Mapping[str, Any]) -> list[str]:
     ds = config["datasets"].get(study["dataset"], {})
     if cfg.get("split") == "val" and not ds.get("val_size"):
         problems.append(f"hessian.split: 'val' needs datasets.{study['dataset']}.val_size; allowed: train, test")
+    return problems
+
+
+def _check_landscape(config: Mapping[str, Any]) -> list[str]:
+    cfg = config.get("landscape")
+    if not cfg:
+        return []
+    name = cfg["study"]
+    if not config.get(name):
+        return [f"landscape.study: {name!r} is not configured; configured studies: "
+                f"{', '.join(present_studies(config)) or 'none'}"]
+    study = config[name]
+    problems = []
+    for key, allowed in (("models", study["models"]), ("init_seeds", study.get("init_seeds") or [0]),
+                         ("optimizers", study["optimizers"])):
+        for v in cfg.get(key) or []:
+            if v not in allowed:
+                problems.append(f"landscape.{key}: {v!r} is not one of {name}'s {key}; "
+                                f"allowed: {', '.join(map(str, allowed))}")
+    kinds = cfg.get("kinds") or []
+    corners = cfg.get("bilinear_optimizers") or []
+    if "bilinear" in kinds:
+        if len(corners) != 4:
+            problems.append(f"landscape.bilinear_optimizers: the bilinear plane needs exactly 4 optimizers, "
+                            f"got {len(corners)}; allowed: 4 of {', '.join(study['optimizers'])}")
+        for v in corners:
+            if v not in study["optimizers"]:
+                problems.append(f"landscape.bilinear_optimizers: {v!r} is not one of {name}'s optimizers; "
+                                f"allowed: {', '.join(study['optimizers'])}")
+    ds = config["datasets"].get(study["dataset"], {})
+    if "val" in (cfg.get("splits") or []) and not ds.get("val_size"):
+        problems.append(f"landscape.splits: 'val' needs datasets.{study['dataset']}.val_size; allowed: train, test")
+    training = training_settings(config, study)
+    saved = set(checkpoint_epochs(training)) | {0, int(training["epochs"])}
+    if "pca" in kinds:
+        wanted = (cfg.get("pca") or {}).get("epochs")
+        for e in wanted or []:
+            if e not in saved:
+                problems.append(f"landscape.pca.epochs: epoch {e} is not saved by {name}; allowed: "
+                                f"{', '.join(map(str, sorted(saved)))} (see training.checkpoint_every)")
+        if len(set(wanted or saved) & saved) < 3:
+            problems.append(f"landscape.pca.epochs: a PCA plane needs at least 3 trajectory points; {name} "
+                            f"saves {', '.join(map(str, sorted(saved)))} (see training.checkpoint_every)")
+    sw = cfg.get("switching") or {}
+    if sw.get("enabled"):
+        if not config.get(SWITCH_STUDY):
+            problems.append("landscape.switching.enabled: needs switch_study; allowed: false, "
+                            "or configure switch_study")
+        else:
+            configured = [list(p) for p in config[SWITCH_STUDY]["switches"]]
+            for pair in sw.get("switches") or []:
+                if list(pair) not in configured:
+                    problems.append(f"landscape.switching.switches: {list(pair)} is not one of switch_study.switches; "
+                                    f"allowed: {', '.join(map(str, configured))}")
     return problems
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -23,9 +24,10 @@ TINY = {
                "mlp-n1": {"arch": "mlp", "hidden": [16], "init": {"scheme": "normal", "mean": -1.0, "std": 1.0}}},
     "optimizers": {"sgd": {"algorithm": "sgd", "lr": 0.1}, "adam": {"algorithm": "adam", "lr": 0.01},
                    "rmsprop": {"algorithm": "rmsprop", "lr": 0.001},
+                   "sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9},
                    "heun": {"algorithm": "rk2", "method": "heun", "base": "sgd", "lr": 0.2}},
     "training": {"epochs": 2, "batch_size": 50, "checkpoint_every": 1},
-    "optimizer_study": {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "adam", "rmsprop"],
+    "optimizer_study": {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "adam", "rmsprop", "sgdm"],
                         "lr_grids": {"adam": [0.01, 0.02]}, "init_seeds": [0]},
     "rk2_study": {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "heun"]},
     "init_study": {"dataset": "tiny", "models": ["mlp-n1"], "optimizers": ["sgd"]},
@@ -33,12 +35,28 @@ TINY = {
     "hessian": {"study": "optimizer_study", "optimizers": ["sgd", "adam"], "epochs": [0, 2], "samples": 50,
                 "settings": {"max_iter": 10, "trace_probes": 4, "density_probes": 1, "density_steps": 8,
                              "sharpness_steps": 2}},
+    "landscape": {  # every kind, on whole splits (endpoints = the runs' metrics), 2 shards per plane
+        "study": "optimizer_study", "optimizers": ["sgd", "adam"], "samples": None, "shard_points": 6,
+        "init_final": {"start": 0.0, "stop": 2.0, "num": 5}, "final_final": {"start": -0.5, "stop": 1.5, "num": 5},
+        "distance": {"start": 0.0, "stop": 1.5, "num": 4},
+        "bilinear": {"x": {"start": 0, "stop": 1, "num": 3}, "y": {"start": 0, "stop": 1, "num": 3}},
+        "bilinear_optimizers": ["sgd", "adam", "rmsprop", "sgdm"],
+        "barycentric": {"x": {"start": 0, "stop": 1, "num": 3}, "y": {"start": 0, "stop": 1, "num": 3}},
+        "random_plane": {"x": {"start": -1, "stop": 1, "num": 3}, "y": {"start": -1, "stop": 1, "num": 3}},
+        "pca": {"x": {"start": -1, "stop": 1, "num": 3}, "y": {"start": -1, "stop": 1, "num": 3}},
+        "switching": {"enabled": True, "num": 3},
+    },
 }
 RUNS = {"mlp_sgd-lr0.1_init0", "mlp_adam-lr0.01_init0", "mlp_adam-lr0.02_init0", "mlp_rmsprop-lr0.001_init0",
+        "mlp_sgdm-lr0.05_init0",
         "mlp_heun-lr0.2_init0", "mlp-n1_sgd-lr0.1_init0", "mlp_S1-A1_init0"}
 FIGURES = ["fig4_optimizer_accuracy", "fig7_switching", "fig9_rk2_training", "fig11_exotic_inits",
            "optimizer_study_learning_curves", "rk2_study_learning_curves", "init_study_learning_curves",
            "switch_study_learning_curves", "hessian_density", "hessian_sharpness", "hessian_negative_fraction"]
+LANDSCAPE_FIGURES = ["fig2_init_final", "fig3_bilinear", "fig5_interpolation", "fig6_distance", "fig10_beyond_final",
+                     "table1_optimizer_grid", "fig7_switching_interpolation", "random_plane", "pca_plane"]
+LINE_COLUMNS = {"start", "end", "alpha", "split", "loss", "accuracy"}
+SURFACE_COLUMNS = {"kind", "x", "y", "split", "loss", "accuracy"}
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
@@ -99,8 +117,8 @@ def test_workflow_writes_every_output(finished):
         assert not (base / ".partial").exists()
     table = pd.read_parquet(results / "tables" / "optimizer_study_metrics.parquet")
     assert set(table["run"]) == {"mlp_sgd-lr0.1_init0", "mlp_adam-lr0.01_init0", "mlp_adam-lr0.02_init0",
-                                 "mlp_rmsprop-lr0.001_init0"}
-    assert table.groupby("run")["epoch"].apply(list).tolist() == [[0, 1, 2]] * 4
+                                 "mlp_rmsprop-lr0.001_init0", "mlp_sgdm-lr0.05_init0"}
+    assert table.groupby("run")["epoch"].apply(list).tolist() == [[0, 1, 2]] * 5
     assert (table[table["epoch"] == 0].groupby("run")["train_loss"].first().nunique()) == 1  # same init
     for name in FIGURES:
         assert (results / "figures" / f"{name}.png").stat().st_size > 10_000, name
@@ -117,7 +135,8 @@ def test_learning_rate_is_selected_on_the_validation_split(finished):
     best = sel.loc[sel["selected"], "lr"].item()
     assert last[best] == last.max()
     chosen = pd.read_parquet(results / "tables" / "optimizer_study_chosen_metrics.parquet")
-    assert set(chosen["run"]) == {"mlp_sgd-lr0.1_init0", f"mlp_adam-lr{best:g}_init0", "mlp_rmsprop-lr0.001_init0"}
+    assert set(chosen["run"]) == {"mlp_sgd-lr0.1_init0", f"mlp_adam-lr{best:g}_init0", "mlp_rmsprop-lr0.001_init0",
+                                  "mlp_sgdm-lr0.05_init0"}
 
 
 def test_switch_run_continues_from_the_prefix_checkpoint(finished):
@@ -164,8 +183,11 @@ def test_nothing_changed_nothing_runs(finished):
 def test_changing_one_learning_rate_reruns_only_its_run_and_downstream(finished):
     out = dry_run(finished, edited(lambda c: c["optimizers"]["rmsprop"].update(lr=0.002)))
     assert planned_runs(out) == {"mlp_rmsprop-lr0.002_init0"}
+    # rmsprop is a corner of the bilinear plane only (landscape.optimizers is [sgd, adam])
     assert planned_jobs(out) == {"train_run": 1, "gather_study_metrics": 1, "plot_study_learning_curves": 1,
-                                 "gather_chosen_metrics": 1, "plot_fig4_optimizer_accuracy": 1, "all": 1}
+                                 "gather_chosen_metrics": 1, "plot_fig4_optimizer_accuracy": 1,
+                                 "landscape_shard": 2, "gather_landscape_surface": 1, "gather_landscape_table": 1,
+                                 "plot_fig3_bilinear": 1, "all": 1}
 
 
 def test_changing_the_second_optimizer_never_retrains_the_prefix(finished):
@@ -175,7 +197,8 @@ def test_changing_the_second_optimizer_never_retrains_the_prefix(finished):
     assert planned_runs(out) == {"mlp_S1-A1_init0"}
     assert "mlp_sgd-lr0.1_init0" not in out.split("Job stats:")[0]
     assert planned_jobs(out) == {"train_run": 1, "gather_study_metrics": 1, "plot_study_learning_curves": 1,
-                                 "plot_fig7_switching": 1, "all": 1}
+                                 "plot_fig7_switching": 1, "landscape_line": 1, "gather_landscape_table": 1,
+                                 "plot_fig7_switching_interpolation": 1, "all": 1}
 
 
 def test_changing_a_grid_trains_only_the_new_rate_and_reselects(finished):
@@ -188,8 +211,65 @@ def test_changing_a_grid_trains_only_the_new_rate_and_reselects(finished):
 def test_adding_an_init_seed_trains_only_the_new_runs(finished):
     out = dry_run(finished, edited(lambda c: c["optimizer_study"].update(init_seeds=[0, 1])))
     assert planned_runs(out) == {"mlp_sgd-lr0.1_init1", "mlp_adam-lr0.01_init1", "mlp_adam-lr0.02_init1",
-                                 "mlp_rmsprop-lr0.001_init1"}
+                                 "mlp_rmsprop-lr0.001_init1", "mlp_sgdm-lr0.05_init1"}
     assert planned_jobs(out)["init_weights"] == 1
+
+
+def test_landscape_tables_and_figures(finished):
+    results = finished / "results"
+    kinds = ["init_final", "final_final", "distance", "switching", "bilinear", "barycentric", "random_plane", "pca"]
+    tables = {k: pd.read_parquet(results / "tables" / f"landscape_{k}.parquet") for k in kinds}
+    for kind in kinds[:4]:
+        assert LINE_COLUMNS <= set(tables[kind].columns), kind
+        assert set(tables[kind]["split"]) == {"train", "test"}, kind
+    for kind in kinds[4:]:
+        assert SURFACE_COLUMNS <= set(tables[kind].columns), kind
+        # two shard jobs per plane, gathered to the whole 3 x 3 grid on each split
+        assert (tables[kind].groupby(["name", "split"]).size() == 9).all(), kind
+        assert not tables[kind].duplicated(["name", "split", "x", "y"]).any(), kind
+        for name in set(tables[kind]["name"]):
+            shards = sorted(p.name for p in (results / "landscape" / "shards" / kind / name).glob("*.parquet"))
+            assert shards == ["shard0-of2.parquet", "shard1-of2.parquet"], (kind, name)
+            assert (results / "landscape" / kind / f"{name}.parquet").exists()
+    assert set(tables["init_final"]["optimizer"]) == {"sgd", "adam"}
+    assert len(set(tables["final_final"]["run_b"])) == 1 and len(set(tables["barycentric"]["name"])) == 1
+    assert tables["bilinear"]["corners"].unique().tolist() == ["sgd,adam,rmsprop,sgdm"]
+    ff = tables["final_final"]
+    assert ff.loc[ff["alpha"] == 0, "functional_distance"].abs().max() < 1e-6
+    assert ff["disagreement"].between(0, 1).all()
+    sw = tables["switching"]
+    assert set(zip(sw["start_label"], sw["end_label"])) == {("sgd only", "S1-A1")}
+    traj = pd.read_parquet(results / "tables" / "landscape_pca_trajectory.parquet")
+    assert traj.groupby("run")["epoch"].apply(list).tolist() == [[0, 1, 2]] * 2
+    assert "config_hash" in str(pq.read_schema(results / "tables" / "landscape_pca.parquet").metadata)
+    for name in LANDSCAPE_FIGURES:
+        assert (results / "figures" / f"{name}.png").stat().st_size > 10_000, name
+
+
+def test_init_final_endpoints_are_the_runs_metrics(finished):
+    results = finished / "results"
+    lines = pd.read_parquet(results / "tables" / "landscape_init_final.parquet")
+    for run, part in lines[lines["split"] == "train"].groupby("run"):
+        metrics = pd.read_parquet(results / "runs" / run / "metrics.parquet").set_index("epoch")
+        at = part.set_index("alpha")
+        assert at.loc[0.0, "loss"] == pytest.approx(metrics.loc[0, "train_loss"], rel=1e-4), run
+        assert at.loc[1.0, "loss"] == pytest.approx(metrics.loc[2, "train_loss"], rel=1e-4), run
+        assert at.loc[1.0, "accuracy"] == pytest.approx(metrics.loc[2, "train_acc"], abs=1e-6), run
+    dist = pd.read_parquet(results / "tables" / "landscape_distance.parquet")
+    first = dist[(dist["split"] == "train") & (dist["distance"] == 0)].set_index("run")["loss"]
+    ends = lines[(lines["split"] == "train") & (lines["alpha"] == 1.0)].set_index("run")["loss"]
+    pd.testing.assert_series_equal(first.sort_index(), ends.sort_index(), check_names=False, rtol=1e-5)
+
+
+def test_changing_a_landscape_grid_reruns_only_that_kind(finished):
+    out = dry_run(finished, edited(lambda c: c["landscape"]["random_plane"]["x"].update(num=4)))
+    assert planned_runs(out) == set()
+    assert planned_jobs(out) == {"landscape_shard": 4, "gather_landscape_surface": 2, "gather_landscape_table": 1,
+                                 "plot_random_plane": 1, "all": 1}
+    out = dry_run(finished, edited(lambda c: c["landscape"].update(bn="recompute")))
+    jobs = planned_jobs(out)
+    assert "train_run" not in jobs and "landscape_pca_directions" not in jobs
+    assert jobs["landscape_line"] == 6 and jobs["landscape_shard"] == 12
 
 
 def test_bad_config_stops_before_any_job(tmp_path):

@@ -137,4 +137,6 @@ def all_targets():
     if config.get("hessian"):
         targets += [f"{RESULTS}/tables/hessian_{t}.parquet" for t in ("eigenvalues", "density", "summary")]
         targets += [f"{RESULTS}/figures/hessian_{f}.png" for f in ("density", "sharpness", "negative_fraction")]
+    if config.get("landscape"):
+        targets += landscape_targets()  # workflow/rules/landscape.smk
     return targets

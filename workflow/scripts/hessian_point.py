@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from lossland import io
-from lossland.data import load_prepared
+from lossland.data import load_prepared, subset_indices
 from lossland.runner import checkpoint_name, model_from_checkpoint
 from lossland.runtime import configure, pick_device, setup_logging
 from lossland.spectra import SpectrumSettings, hessian_report
@@ -16,9 +16,10 @@ if weights.is_dir():
     weights = weights / checkpoint_name(snakemake.params.epoch)
 model, meta = model_from_checkpoint(weights, device)
 split = load_prepared(snakemake.input.data, device=device)[snakemake.params.split]
-n = min(snakemake.params.samples, len(split))
+idx = subset_indices(len(split), snakemake.params.samples).to(split.y.device)  # splits are sorted by class
+n = len(idx)
 settings = SpectrumSettings.from_config(snakemake.params.settings)
-tables = hessian_report(model, (split.x[:n], split.y[:n]), settings)
+tables = hessian_report(model, (split.x[idx], split.y[idx]), settings)
 ids = dict(snakemake.params.ids)
 for name, table in tables.items():
     for i, (k, v) in enumerate(ids.items()):
