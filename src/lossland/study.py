@@ -316,14 +316,14 @@ def analysis_runs(config: Mapping[str, Any], section: str, chosen: Iterable[str]
     return out
 
 
-def _check_hessian(config: Mapping[str, Any]) -> list[str]:
-    cfg = config.get("hessian")
-    if not cfg:
-        return []
+def _check_analysis_section(config: Mapping[str, Any], section: str) -> tuple[list[str], dict | None]:
+    """Checks every analysis section (``hessian``, ``landscape``) shares: its study is
+    configured, and its ``models``, ``init_seeds`` and ``optimizers`` are the study's."""
+    cfg = config[section]
     name = cfg["study"]
     if not config.get(name):
-        return [f"hessian.study: {name!r} is not configured; configured studies: "
-                f"{', '.join(present_studies(config)) or 'none'}"]
+        return [f"{section}.study: {name!r} is not configured; configured studies: "
+                f"{', '.join(present_studies(config)) or 'none'}"], None
     study = config[name]
     problems = []
     for key, allowed in (("models", study["models"]), ("init_seeds", study.get("init_seeds") or [0]),
@@ -331,10 +331,26 @@ def _check_hessian(config: Mapping[str, Any]) -> list[str]:
                                                                             for o in p}))):
         for v in cfg.get(key) or []:
             if v not in allowed:
-                problems.append(f"hessian.{key}: {v!r} is not one of {name}'s {key}; "
+                problems.append(f"{section}.{key}: {v!r} is not one of {name}'s {key}; "
                                 f"allowed: {', '.join(map(str, allowed))}")
+    return problems, study
+
+
+def _saved_epochs(config: Mapping[str, Any], study: Mapping[str, Any]) -> set[int]:
+    """Epochs whose weights a study's runs keep: 0 (the init), the saved checkpoints, the last."""
     training = training_settings(config, study)
-    saved = set(checkpoint_epochs(training)) | {0, int(training["epochs"])}
+    return set(checkpoint_epochs(training)) | {0, int(training["epochs"])}
+
+
+def _check_hessian(config: Mapping[str, Any]) -> list[str]:
+    cfg = config.get("hessian")
+    if not cfg:
+        return []
+    problems, study = _check_analysis_section(config, "hessian")
+    if study is None:
+        return problems
+    name = cfg["study"]
+    saved = _saved_epochs(config, study)
     for e in cfg.get("epochs") or []:
         if e not in saved:
             problems.append(f"hessian.epochs: epoch {e} is not saved by {name}; allowed: "
@@ -349,18 +365,10 @@ def _check_landscape(config: Mapping[str, Any]) -> list[str]:
     cfg = config.get("landscape")
     if not cfg:
         return []
+    problems, study = _check_analysis_section(config, "landscape")
+    if study is None:
+        return problems
     name = cfg["study"]
-    if not config.get(name):
-        return [f"landscape.study: {name!r} is not configured; configured studies: "
-                f"{', '.join(present_studies(config)) or 'none'}"]
-    study = config[name]
-    problems = []
-    for key, allowed in (("models", study["models"]), ("init_seeds", study.get("init_seeds") or [0]),
-                         ("optimizers", study["optimizers"])):
-        for v in cfg.get(key) or []:
-            if v not in allowed:
-                problems.append(f"landscape.{key}: {v!r} is not one of {name}'s {key}; "
-                                f"allowed: {', '.join(map(str, allowed))}")
     kinds = cfg.get("kinds") or []
     corners = cfg.get("bilinear_optimizers") or []
     if "bilinear" in kinds:
@@ -374,8 +382,7 @@ def _check_landscape(config: Mapping[str, Any]) -> list[str]:
     ds = config["datasets"].get(study["dataset"], {})
     if "val" in (cfg.get("splits") or []) and not ds.get("val_size"):
         problems.append(f"landscape.splits: 'val' needs datasets.{study['dataset']}.val_size; allowed: train, test")
-    training = training_settings(config, study)
-    saved = set(checkpoint_epochs(training)) | {0, int(training["epochs"])}
+    saved = _saved_epochs(config, study)
     if "pca" in kinds:
         wanted = (cfg.get("pca") or {}).get("epochs")
         for e in wanted or []:
