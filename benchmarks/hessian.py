@@ -27,11 +27,8 @@ import torch
 from torch import nn
 
 import lossland
+from _common import sync  # noqa: E402  (benchmarks/ is on sys.path)
 
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed(fn, device, repeats=1):

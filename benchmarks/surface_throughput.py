@@ -33,20 +33,11 @@ import numpy as np
 import torch
 
 import lossland
+from _common import model_spec, sync  # noqa: E402  (benchmarks/ is on sys.path)
 from lossland.evaluate import default_loss
 from lossland.runtime import configure, pick_device, resolve_channels_last
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def model_spec(name: str) -> dict:
-    arch, _, size = name.partition(":")
-    if arch == "mlp":
-        return {"arch": "mlp", "hidden": [int(size or 256)]}
-    return {"arch": arch, "width": float(size or 1.0)}
 
 
 def make_model(args, ds, device):

@@ -26,20 +26,10 @@ import torch
 import torch.nn.functional as F
 
 import lossland
+from _common import model_spec, sync  # noqa: E402  (benchmarks/ is on sys.path)
 from lossland.runtime import configure, pick_device, resolve_channels_last
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def model_spec(name: str) -> dict:
-    """``nin:0.25`` -> NIN at width 0.25; ``mlp:256`` -> MLP with one hidden layer of 256."""
-    arch, _, size = name.partition(":")
-    if arch == "mlp":
-        return {"arch": "mlp", "hidden": [int(size or 256)]}
-    return {"arch": arch, "width": float(size or 1.0)}
 
 
 def make_model(args, ds, device, channels_last):

@@ -11,6 +11,7 @@ import yaml
 from lossland import landscape as L
 from lossland import landscape_plan as lplan
 from lossland import plots, study
+from lossland.data import subset_indices
 from lossland.models import create_model
 from conftest import ROOT, SCHEMA
 
@@ -199,7 +200,7 @@ def test_every_landscape_figure_draws_from_tables():
 
 
 def test_subsets_are_fixed_random_draws_not_the_first_images():
-    idx = lplan.subset_indices(1000, 128)
+    idx = subset_indices(1000, 128)
     assert len(idx) == 128 and len(set(idx.tolist())) == 128 and idx.max() > 500
-    assert idx.tolist() == sorted(idx.tolist()) == lplan.subset_indices(1000, 128).tolist()
-    assert lplan.subset_indices(50, None).tolist() == list(range(50)) == lplan.subset_indices(50, 80).tolist()
+    assert idx.tolist() == sorted(idx.tolist()) == subset_indices(1000, 128).tolist()
+    assert subset_indices(50, None).tolist() == list(range(50)) == subset_indices(50, 80).tolist()

@@ -26,7 +26,7 @@ def test_final_rows_are_the_last_epoch_of_each_run():
 
 
 def test_switch_pairs_are_unordered_and_unique():
-    assert plots.switch_pairs(None, [["sgd", "adam"], ["adam", "sgd"], ["sgd", "adadelta"]]) == [
+    assert plots.switch_pairs([["sgd", "adam"], ["adam", "sgd"], ["sgd", "adadelta"]]) == [
         ("adam", "sgd"), ("adadelta", "sgd")]
 
 

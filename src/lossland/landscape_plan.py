@@ -31,6 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .data import subset_indices
+from .study import in_analysis, run_ids
+
 LINE_KINDS = ("init_final", "final_final", "distance", "switching")
 PLANE_KINDS = ("bilinear", "barycentric", "random_plane", "pca")
 KINDS = LINE_KINDS + PLANE_KINDS
@@ -83,12 +86,6 @@ def _last(spec: Mapping[str, Any]) -> int:
     return int(spec["training"]["epochs"])
 
 
-def run_ids(spec: Mapping[str, Any]) -> dict[str, Any]:
-    from .study import run_ids as ids
-
-    return ids(spec)
-
-
 def pair_ids(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return {"dataset": a["dataset"], "model": a["model"], "seed": int(a["init_seed"]),
             "run_a": a["run"], "run_b": b["run"], "optimizer_a": a["optimizer"], "optimizer_b": b["optimizer"]}
@@ -98,16 +95,6 @@ def trajectory_epochs(spec: Mapping[str, Any], wanted: Sequence[int] | None = No
     """Epochs of a run's trajectory: 0 (init), its saved checkpoints and the last (or ``wanted``)."""
     saved = {0, _last(spec), *spec["training"].get("checkpoint_epochs", [])}
     return sorted(saved if not wanted else set(wanted) & saved)
-
-
-def _restricted(cfg: Mapping[str, Any], spec: Mapping[str, Any], optimizers: bool = True) -> bool:
-    if cfg.get("models") and spec["model"] not in cfg["models"]:
-        return False
-    if cfg.get("init_seeds") and spec["init_seed"] not in cfg["init_seeds"]:
-        return False
-    if optimizers and cfg.get("optimizers") and spec["optimizer"] not in cfg["optimizers"]:
-        return False
-    return True
 
 
 def plan(config: Mapping[str, Any], run_table: Mapping[str, Mapping[str, Any]],
@@ -124,7 +111,7 @@ def plan(config: Mapping[str, Any], run_table: Mapping[str, Mapping[str, Any]],
     shard_points = int(cfg["shard_points"])
     out: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in KINDS}
     specs = [run_table[r] for r in chosen]
-    runs = [s for s in specs if _restricted(cfg, s)]
+    runs = [s for s in specs if in_analysis(cfg, s)]
     for s in runs:
         last = _last(s)
         ids = run_ids(s)
@@ -160,7 +147,7 @@ def plan(config: Mapping[str, Any], run_table: Mapping[str, Mapping[str, Any]],
         corners = list(cfg["bilinear_optimizers"])
         by_init: dict[tuple, dict[str, Mapping[str, Any]]] = {}
         for s in specs:
-            if _restricted(cfg, s, optimizers=False) and s["optimizer"] in corners:
+            if in_analysis(cfg, s, optimizers=False) and s["optimizer"] in corners:
                 by_init.setdefault((s["dataset"], s["model"], s["init_seed"]), {})[s["optimizer"]] = s
         for (dataset, model, seed), found in by_init.items():
             if len(found) != len(corners):
@@ -345,9 +332,6 @@ def load_states(inputs: Mapping[str, Any], refs: Sequence[tuple[str, Mapping[str
             cache[path] = io.load_checkpoint(path, device)[0]
         states[role] = cache[path]
     return model, states
-
-
-from .data import SUBSET_SEED, subset_indices  # noqa: E402  (re-exported)
 
 
 def split_data(prepared, settings: Mapping[str, Any]) -> dict[str, tuple]:

@@ -116,7 +116,7 @@ def optimizer_accuracy(metrics: pd.DataFrame):
     return fig
 
 
-def switch_pairs(metrics: pd.DataFrame, switches) -> list[tuple[str, str]]:
+def switch_pairs(switches) -> list[tuple[str, str]]:
     """Unordered optimizer pairs of a switch study, in the order the config names them."""
     pairs: list[tuple[str, str]] = []
     for first, then in switches:
@@ -132,7 +132,7 @@ def switching(metrics: pd.DataFrame, switches):
     every switch between them (``phase`` says which optimizer produced each epoch)."""
     sns.set_theme(style="whitegrid", context="paper")
     phases = metrics.groupby("run")["phase"].agg(lambda s: frozenset(s))
-    rows = [(model, pair) for model in dict.fromkeys(metrics["model"]) for pair in switch_pairs(metrics, switches)]
+    rows = [(model, pair) for model in dict.fromkeys(metrics["model"]) for pair in switch_pairs(switches)]
     panels = [(c, t) for c, t in (("train_acc", "train accuracy"), ("test_acc", "test accuracy"),
                                   ("dist_from_init", "distance from init")) if c in metrics]
     fig, axes = plt.subplots(len(rows), len(panels), figsize=(3.4 * len(panels) + 1.8, 2.7 * len(rows)),

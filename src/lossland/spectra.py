@@ -13,7 +13,7 @@ the same tables as the workflow::
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 import numpy as np
@@ -96,10 +96,6 @@ def hessian_report(model: nn.Module, data: Data, settings: SpectrumSettings = Sp
     }])
     density = pd.DataFrame({"eigenvalue": np.asarray(grid, float), "density": np.asarray(dens, float)})
     return {"eigenvalues": eig, "density": density, "summary": summary}
-
-
-def settings_dict(settings: SpectrumSettings) -> dict[str, Any]:
-    return asdict(settings)
 
 
 TABLES = ("eigenvalues", "density", "summary")

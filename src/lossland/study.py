@@ -295,25 +295,26 @@ def run_ids(spec: Mapping[str, Any]) -> dict[str, Any]:
             "lr": optim.learning_rate(spec["optimizer_spec"]), "seed": int(spec["init_seed"])}
 
 
+def in_analysis(cfg: Mapping[str, Any], spec: Mapping[str, Any], optimizers: bool = True) -> bool:
+    """Whether the run ``spec`` lies within an analysis section's (``hessian``,
+    ``landscape``) ``models``, ``init_seeds`` and, with ``optimizers``, its
+    ``optimizers`` (a switch run also by its first optimizer)."""
+    if cfg.get("models") and spec["model"] not in cfg["models"]:
+        return False
+    if cfg.get("init_seeds") and spec["init_seed"] not in cfg["init_seeds"]:
+        return False
+    if optimizers and cfg.get("optimizers"):
+        first = spec["first"] if spec.get("kind") == "switch" else spec["optimizer"]
+        if spec["optimizer"] not in cfg["optimizers"] and first not in cfg["optimizers"]:
+            return False
+    return True
+
+
 def analysis_runs(config: Mapping[str, Any], section: str, chosen: Iterable[str]) -> list[str]:
     """The runs among ``chosen`` (a study's chosen runs) that an analysis section
-    (``hessian``, ...) restricts itself to by its ``models``, ``optimizers`` and
-    ``init_seeds``."""
-    cfg = config[section]
+    restricts itself to (:func:`in_analysis`)."""
     table = runs(config)
-    out = []
-    for name in chosen:
-        spec = table[name]
-        if cfg.get("models") and spec["model"] not in cfg["models"]:
-            continue
-        base_optimizer = spec["first"] if spec.get("kind") == "switch" else spec["optimizer"]
-        if cfg.get("optimizers") and spec["optimizer"] not in cfg["optimizers"] \
-                and base_optimizer not in cfg["optimizers"]:
-            continue
-        if cfg.get("init_seeds") and spec["init_seed"] not in cfg["init_seeds"]:
-            continue
-        out.append(name)
-    return out
+    return [name for name in chosen if in_analysis(config[section], table[name])]
 
 
 def _check_analysis_section(config: Mapping[str, Any], section: str) -> tuple[list[str], dict | None]:
