@@ -6,6 +6,11 @@ embedded subset) it times
 * the top Hessian eigenvalue at the same relative tolerance (lossland:
   Lanczos; PyHessian: power iteration), with the number of Hessian-vector
   products each used and each value's error against a tight Lanczos reference;
+* the trace to the same tolerance: both stop once the standard error is at most
+  ``--trace-tol`` of the estimate (lossland: Krylov-deflated Hutchinson with
+  ``tol``; PyHessian: Hutchinson, run for the number of probes its own sample
+  sequence needs to meet that rule), with each value's error against a tight
+  reference;
 * the Hutchinson trace with the same number of Rademacher probes;
 * the exact dense Hessian of zhang2018's 1320-parameter MLP on 500 samples
   (lossland.hessian vs the naive torch.autograd.functional.hessian and
@@ -14,6 +19,7 @@ embedded subset) it times
 Times include building each side's gradient graph. Run::
 
     python benchmarks/hessian.py [--device cuda] [--model mlp|nin] [--n 1000] [--probes 50]
+                                 [--trace-tol 0.01 0.005]
 """
 
 from __future__ import annotations
@@ -82,6 +88,9 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=None)
     ap.add_argument("--probes", type=int, default=50)
     ap.add_argument("--tol", type=float, default=1e-3)
+    ap.add_argument("--trace-tol", type=float, nargs="+", default=[0.01, 0.005],
+                    help="relative standard errors the trace estimates must reach")
+    ap.add_argument("--trace-budget", type=int, default=1500, help="most products for the trace to tolerance")
     ap.add_argument("--repeats", type=int, default=3, help="best of this many runs for each timing "
                     "(autograd.functional.hessian: one run)")
     ap.add_argument("--threads", type=int, default=None)
@@ -137,7 +146,41 @@ def main() -> None:
                      f"λ1 ref {ref:.6g}: lossland err {err:.1e}, "
                      f"pyhessian {ph_val:.6g} err {abs(ph_val - ref) / abs(ref):.1e}"))
 
-    # ---------------------------------------------------------------- trace
+    # ---------------------------------------------------------------- trace to a tolerance
+    def ph_samples(n):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(0)
+        comp = pyhessian.hessian(model, crit, data=(x, y), cuda=device.type == "cuda")
+        samples = comp.trace(maxIter=n, tol=-1.0)  # tol < 0: never stops early
+        model.zero_grad(set_to_none=True)
+        return samples
+
+    # PyHessian has no standard-error rule: find from its own (seeded) sample sequence
+    # the first n ≥ 8 at which std/√n ≤ tol·|mean|, then time it with maxIter = n
+    pilot = torch.tensor(ph_samples(args.trace_budget), dtype=torch.float64)
+    tref = lossland.hessian_trace(model, (x, y), n_probes=1200, method="deflated", lanczos_steps=200,
+                                  seed=12345)
+    for trace_tol in args.trace_tol:
+        n_ph = args.trace_budget
+        for n in range(8, len(pilot) + 1):
+            if float(pilot[:n].std()) / n ** 0.5 <= trace_tol * abs(float(pilot[:n].mean())):
+                n_ph = n
+                break
+        reached = "" if n_ph < args.trace_budget else " (budget spent)"
+
+        def ours_tol():
+            return lossland.hessian_trace(model, (x, y), n_probes=args.trace_budget, method="deflated",
+                                          tol=trace_tol)
+
+        (t_ours, c_ours, est), (t_ph, c_ph, samples) = timed_pair(ours_tol, lambda: ph_samples(n_ph), device,
+                                                                 args.repeats)
+        ph_mean = sum(samples) / len(samples)
+        rows.append((f"trace to {trace_tol:g} rel. stderr", t_ours, t_ph, c_ours, c_ph, est.n_matvecs, n_ph,
+                     f"ref {tref.estimate:.5g} ± {tref.stderr:.2g}: lossland {est.estimate:.5g} "
+                     f"(err {abs(est.estimate - tref.estimate) / abs(tref.estimate):.2%}), pyhessian {ph_mean:.5g} "
+                     f"(err {abs(ph_mean - tref.estimate) / abs(tref.estimate):.2%}){reached}"))
+
+    # ---------------------------------------------------------------- trace, same probes
     def ours_trace():
         return lossland.hessian_trace(model, (x, y), n_probes=args.probes)
 

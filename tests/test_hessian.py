@@ -253,6 +253,81 @@ def test_hutchpp_within_three_standard_errors(small_net, small_dense):
     assert exact_est.estimate == pytest.approx(exact, rel=1e-12)
 
 
+def _spiked_matrix(n: int = 200, seed: int = 0) -> tuple[torch.Tensor, float]:
+    """A symmetric matrix with a few outlying eigenvalues over a bulk, as network Hessians have."""
+    g = torch.Generator().manual_seed(seed)
+    u, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    lam = torch.cat([torch.tensor([90.0, 70.0, 50.0, 40.0, -25.0], dtype=torch.float64),
+                     torch.randn(n - 5, generator=g, dtype=torch.float64)])
+    return (u * lam) @ u.T, float(lam.sum())
+
+
+def test_deflated_trace_is_unbiased_and_beats_hutchinson():
+    a, exact = _spiked_matrix()
+    mm = lambda v: v @ a  # noqa: E731
+    kw = {"dtype": torch.float64}
+    defl = np.array([linalg.deflated_hutchinson(mm, 200, 40, lanczos_steps=15, seed=s, **kw).estimate
+                     for s in range(300)])
+    hutch = np.array([linalg.hutchinson(mm, 200, 40, seed=s, **kw).estimate for s in range(300)])
+    # unbiased: the mean over 300 seeds within 4 standard errors of the trace
+    assert abs(defl.mean() - exact) < 4 * defl.std() / np.sqrt(300)
+    assert abs(hutch.mean() - exact) < 4 * hutch.std() / np.sqrt(300)
+    # the outliers hold most of the variance: deflating them cuts the error several-fold
+    assert defl.std() < hutch.std() / 4
+    # the reported standard error matches the spread over seeds
+    se = np.mean([linalg.deflated_hutchinson(mm, 200, 40, lanczos_steps=15, seed=s, **kw).stderr
+                  for s in range(50)])
+    assert 0.6 < se / defl.std() < 1.6
+
+
+def test_deflated_trace_exact_when_krylov_space_is_everything():
+    a, exact = _spiked_matrix(30)
+    est = linalg.deflated_hutchinson(lambda v: v @ a, 30, 80, lanczos_steps=40, dtype=torch.float64)
+    assert est.estimate == pytest.approx(exact, rel=1e-10)
+    assert est.stderr == 0 and est.n_matvecs == 30 and est.method == "deflated"
+    # rank-2 operator: span{v, Hv, H²v} holds its range, so the residual probes see zero
+    u = torch.randn(50, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    low = u @ torch.diag(torch.tensor([3.0, -1.0], dtype=torch.float64)) @ u.T
+    est = linalg.deflated_hutchinson(lambda v: v @ low, 50, 10, lanczos_steps=3, dtype=torch.float64)
+    assert est.estimate == pytest.approx(float(low.trace()), rel=1e-9)
+    assert est.stderr < 1e-9 * abs(est.estimate)
+
+
+def test_trace_tolerance_stops_early():
+    a, exact = _spiked_matrix()
+    mm = lambda v: v @ a  # noqa: E731
+    for fn in (linalg.hutchinson, linalg.deflated_hutchinson):
+        loose = fn(mm, 200, 5000, tol=0.1, seed=1, dtype=torch.float64)
+        tight = fn(mm, 200, 5000, tol=0.03, seed=1, dtype=torch.float64)
+        assert loose.stderr <= 0.1 * abs(loose.estimate)
+        assert tight.stderr <= 0.03 * abs(tight.estimate)
+        assert loose.n_matvecs <= tight.n_matvecs < 5000
+        assert abs(tight.estimate - exact) < 4 * tight.stderr
+    # the deflated estimator reaches the tight tolerance with far fewer products
+    assert (linalg.deflated_hutchinson(mm, 200, 5000, tol=0.03, seed=1, dtype=torch.float64).n_matvecs
+            < linalg.hutchinson(mm, 200, 5000, tol=0.03, seed=1, dtype=torch.float64).n_matvecs / 4)
+    with pytest.raises(ValueError, match="tol"):
+        linalg.hutchinson(mm, 200, 10, tol=0.0)
+    with pytest.raises(ValueError, match="lanczos_steps"):
+        linalg.deflated_hutchinson(mm, 200, 10, lanczos_steps=10)
+
+
+def test_deflated_hessian_trace_on_a_network(small_net, small_dense):
+    model, data = small_net
+    h, _ = small_dense
+    exact = float(h.trace())
+    est = lossland.hessian_trace(model, data, n_probes=60, method="deflated")
+    assert est.method == "deflated" and est.n_matvecs == 60
+    assert abs(est.estimate - exact) < 4 * est.stderr
+    hutch = lossland.hessian_trace(model, data, n_probes=60)
+    assert est.stderr < hutch.stderr
+    # an indefinite Hessian whose trace is small next to its spread: a loose relative tolerance
+    adaptive = lossland.hessian_trace(model, data, n_probes=500, method="deflated", tol=0.05)
+    assert adaptive.stderr <= 0.05 * abs(adaptive.estimate) and adaptive.n_matvecs < 500
+    with pytest.raises(ValueError, match="hutchinson, deflated"):
+        lossland.hessian_trace(model, data, method="nope")
+
+
 # --------------------------------------------------------------------------- SLQ
 
 
@@ -391,3 +466,55 @@ def test_lanczos_no_ghost_eigenvalues():
     d = torch.cat([torch.tensor([100.0, 50.0]), torch.linspace(0, 1, 198)]).double()
     vals = linalg.lanczos_eigenvalues(lambda v: v * d, 200, k=3, tol=0.0, max_iter=120, dtype=torch.float64)
     torch.testing.assert_close(vals, torch.tensor([100.0, 50.0, 1.0], dtype=torch.float64), rtol=1e-3, atol=0)
+
+
+# --------------------------------------------------------------------------- BatchNorm folding
+
+
+class _ConvBNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+        self.conv2 = nn.Conv2d(3, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(2, affine=False)
+        self.fc = nn.Linear(2 * 16, 4)
+        self.bn3 = nn.BatchNorm1d(4)
+        self.out = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = torch.tanh(self.bn(self.conv(x)))
+        x = torch.tanh(self.bn2(self.conv2(x)))
+        return self.out(torch.tanh(self.bn3(self.fc(x.flatten(1)))))
+
+
+class _Untraceable(_ConvBNNet):
+    def forward(self, x):
+        if float(x.sum()) > 1e9:  # data-dependent control flow: torch.fx cannot trace it
+            return x
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("cls", [_ConvBNNet, _Untraceable])
+def test_batchnorm_folding_gives_the_same_hessian(cls):
+    torch.manual_seed(0)
+    model = cls().double()
+    with torch.no_grad():  # running statistics far from (0, 1), so folding changes the numbers
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.3, 3.0)
+                if m.weight is not None:
+                    m.weight.normal_(1.0, 0.3)
+                    m.bias.normal_()
+    data = (torch.randn(20, 2, 4, 4, dtype=torch.float64), torch.randint(0, 3, (20,)))
+    folded = lossland.HessianOperator(model, data)
+    plain = lossland.HessianOperator(model, data, fold_bn=False)
+    assert folded.folded_bn is (cls is _ConvBNNet) and not plain.folded_bn
+    torch.testing.assert_close(folded.dense(), plain.dense(), rtol=1e-9, atol=1e-11)
+    # and equals torch.func.hessian of the eval-mode loss
+    f, theta = flat_loss_fn(model.eval(), data)
+    torch.testing.assert_close(folded.dense(), torch.func.hessian(f)(theta), rtol=1e-9, atol=1e-11)
+    assert not lossland.HessianOperator(model, data, train=True).folded_bn
+    with pytest.raises(ValueError, match="fold_bn needs train=False"):
+        lossland.HessianOperator(model, data, train=True, fold_bn=True)

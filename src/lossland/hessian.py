@@ -33,7 +33,8 @@ gave no gain per vector on a CPU, so the estimators default to one vector per
 product there and 16 on a GPU.
 
 Public functions: :func:`hessian` (dense, exact), :func:`hvp`,
-:func:`top_eigenvalues` (Lanczos), :func:`hessian_trace` (Hutchinson, Hutch++),
+:func:`top_eigenvalues` (Lanczos), :func:`hessian_trace` (Hutchinson,
+Krylov-deflated Hutchinson, Hutch++),
 :func:`spectral_density` and :func:`negative_eigenvalue_fraction` (stochastic
 Lanczos quadrature), :func:`epsilon_sharpness` (Keskar et al. 2017).
 """
@@ -53,6 +54,7 @@ from torch.func import functional_call, grad, grad_and_value, jvp, vmap
 from . import linalg
 from .evaluate import (Data, LossFn, default_loss, eval_mode, is_tensor_pair, iter_batches,
                        model_device, prepare_inputs, uses_channels_last)
+from .fusion import fold_batchnorm
 from .linalg import SLQResult, TraceEstimate
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
 ]
 
 BACKENDS = ("auto", "autograd", "func")
+TRACE_METHODS = ("hutchinson", "deflated", "hutch++", "exact")
 
 
 class HessianOperator:
@@ -86,6 +89,13 @@ class HessianOperator:
         with the ``autograd`` backend, build the gradient graph of all batches
         once and reuse it for every product (fast; holds every batch's
         activations). Default: only when the data are one batch.
+    fold_bn:
+        with the ``autograd`` backend in eval mode, differentiate a traced copy
+        of the forward in which each conv/linear → BatchNorm pair is one layer
+        (:func:`lossland.fusion.fold_batchnorm`: same function of the same
+        parameters, about 1.6× faster products on a BN network). Default: on
+        in eval mode where ``torch.fx`` can trace the model; ``False`` turns
+        it off.
 
     The cached graph is built at the first product and describes the parameters
     at that moment: build a new operator after changing the model.
@@ -93,7 +103,7 @@ class HessianOperator:
 
     def __init__(self, model: nn.Module, data: Data, loss_fn: LossFn | None = None, *,
                  batch_size: int | None = None, train: bool = False, backend: str = "auto",
-                 cache_graph: bool | None = None) -> None:
+                 cache_graph: bool | None = None, fold_bn: bool | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.model = model
@@ -126,12 +136,23 @@ class HessianOperator:
             cache_graph = backend == "autograd" and len(self.batches) == 1
         self.cache_graph = bool(cache_graph) and backend == "autograd"
         self._graph: torch.Tensor | None = None
+        if fold_bn and self.train:
+            raise ValueError("fold_bn needs train=False (BatchNorm folding uses the running statistics)")
+        want_fold = (not self.train) if fold_bn is None else bool(fold_bn)
+        self._forward = model
+        if want_fold and backend == "autograd":
+            self._forward = fold_batchnorm(model) or model
 
     # ------------------------------------------------------------------ helpers
 
     def __repr__(self) -> str:
         return (f"HessianOperator(dim={self.dim}, n={self.n}, batches={len(self.batches)}, "
                 f"backend={self.backend!r}, train={self.train})")
+
+    @property
+    def folded_bn(self) -> bool:
+        """Whether products go through the BatchNorm-folded forward."""
+        return self._forward is not self.model
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -167,7 +188,7 @@ class HessianOperator:
         return self.loss_fn(out, y)
 
     def _flat_grad_graph(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = self.loss_fn(self.model(x), y)
+        loss = self.loss_fn(self._forward(x), y)
         gs = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True,
                                  materialize_grads=True)
         return torch.cat([g.reshape(-1) for g in gs])
@@ -276,19 +297,22 @@ class HessianOperator:
                                           seed=seed, return_info=return_info, **self._lin_kw())
 
     def trace(self, n_probes: int = 100, method: str = "hutchinson", *, seed: int = 0,
-              probe_batch: int | None = None) -> TraceEstimate:
+              probe_batch: int | None = None, tol: float | None = None,
+              lanczos_steps: int | None = None) -> TraceEstimate:
         """See :func:`hessian_trace`."""
         probe_batch = probe_batch or _default_probe_batch(self)
+        kw = {"seed": seed, "probe_batch": probe_batch, **self._lin_kw()}
         if method == "hutchinson":
-            return linalg.hutchinson(self.matmat, self.dim, n_probes, seed=seed,
-                                     probe_batch=probe_batch, **self._lin_kw())
+            return linalg.hutchinson(self.matmat, self.dim, n_probes, tol=tol, **kw)
+        if method == "deflated":
+            return linalg.deflated_hutchinson(self.matmat, self.dim, n_probes, tol=tol,
+                                              lanczos_steps=lanczos_steps, **kw)
         if method in ("hutch++", "hutchpp"):
-            return linalg.hutchpp(self.matmat, self.dim, n_probes, seed=seed,
-                                  probe_batch=probe_batch, **self._lin_kw())
+            return linalg.hutchpp(self.matmat, self.dim, n_probes, **kw)
         if method == "exact":
             h = self.dense()
             return TraceEstimate(float(torch.diagonal(h).double().sum()), 0.0, 0, "exact", self.dim)
-        raise ValueError(f"trace method must be 'hutchinson', 'hutch++' or 'exact', got {method!r}")
+        raise ValueError(f"trace method must be one of {', '.join(TRACE_METHODS)}, got {method!r}")
 
     def slq(self, n_probes: int = 10, n_steps: int = 80, *, seed: int = 0,
             probe_batch: int | None = None) -> SLQResult:
@@ -352,19 +376,32 @@ def top_eigenvalues(model: nn.Module, data: Data, k: int = 1, which: str = "larg
 
 
 def hessian_trace(model: nn.Module, data: Data, n_probes: int = 100, method: str = "hutchinson",
-                  seed: int = 0, loss_fn: LossFn | None = None, *, probe_batch: int | None = None,
+                  seed: int = 0, loss_fn: LossFn | None = None, *, tol: float | None = None,
+                  probe_batch: int | None = None, lanczos_steps: int | None = None,
                   **op_kw) -> TraceEstimate:
     """Stochastic estimate of the Hessian trace, as a :class:`TraceEstimate`
     (``.estimate``, ``.stderr``, ``float(result)``).
 
-    ``method``: ``"hutchinson"`` (mean of ``zᵀHz`` over ``n_probes`` Rademacher
-    vectors; ``stderr`` = sample std / √n), ``"hutch++"`` (Hutch++ with
-    ``n_probes`` products in all; lower variance when a few eigenvalues dominate)
-    or ``"exact"`` (from the dense Hessian). ``probe_batch`` products are
-    computed per batched pass. ``op_kw`` go to :class:`HessianOperator`.
+    ``method``:
+
+    * ``"hutchinson"``: the mean of ``zᵀHz`` over ``n_probes`` Rademacher
+      vectors; ``stderr`` = sample std / √n.
+    * ``"deflated"``: Krylov-deflated Hutchinson
+      (:func:`lossland.linalg.deflated_hutchinson`): ``lanczos_steps`` Lanczos
+      products (default ``min(n_probes // 2, 50)``) give the trace on a Krylov
+      space exactly, the rest estimate the remainder. Reaches a given error
+      with several times fewer products than Hutchinson on network Hessians,
+      whose variance sits in a few outlying eigenvalues.
+    * ``"hutch++"``: Hutch++ with ``n_probes`` products in all.
+    * ``"exact"``: from the dense Hessian (small models).
+
+    ``tol`` (hutchinson, deflated): stop early once ``stderr ≤ tol·|estimate|``;
+    ``n_probes`` is then the budget. ``probe_batch`` products are computed per
+    batched pass. ``op_kw`` go to :class:`HessianOperator`.
     """
-    return _operator(model, data, loss_fn, op_kw).trace(n_probes, method, seed=seed,
-                                                        probe_batch=probe_batch)
+    return _operator(model, data, loss_fn, op_kw).trace(n_probes, method, seed=seed, tol=tol,
+                                                        probe_batch=probe_batch,
+                                                        lanczos_steps=lanczos_steps)
 
 
 def hessian_slq(model: nn.Module, data: Data, n_probes: int = 10, n_steps: int = 80, seed: int = 0,

@@ -1,6 +1,6 @@
 """Matrix-free symmetric linear algebra on a generic mat-vec: Lanczos
 eigenvalues, stochastic Lanczos quadrature (SLQ) and stochastic trace
-estimation (Hutchinson, Hutch++).
+estimation (Hutchinson, Hutch++, Krylov-deflated Hutchinson).
 
 Every routine takes ``matmat(V) -> H V`` for a symmetric operator ``H`` of size
 ``dim``, where ``V`` holds vectors as **rows** (shape ``m × dim``), so that
@@ -23,7 +23,8 @@ import torch
 MatMat = Callable[[torch.Tensor], torch.Tensor]
 
 __all__ = [
-    "lanczos_eigenvalues", "slq", "SLQResult", "hutchinson", "hutchpp", "TraceEstimate",
+    "lanczos_eigenvalues", "slq", "SLQResult", "hutchinson", "hutchpp", "deflated_hutchinson",
+    "TraceEstimate",
     "rademacher", "gaussian_density",
 ]
 
@@ -40,10 +41,21 @@ def _generator(seed: int) -> torch.Generator:
 
 
 def _orthogonalise(w: torch.Tensor, basis: torch.Tensor, passes: int = 2) -> torch.Tensor:
-    """Remove from the rows of ``w`` (m × dim) their components along ``basis`` (j × m × dim)."""
-    for _ in range(passes):
-        coef = torch.einsum("jmd,md->jm", basis, w)
-        w = w - torch.einsum("jm,jmd->md", coef, basis)
+    """Remove from the rows of ``w`` (m × dim) their components along ``basis`` (j × m × dim).
+
+    Classical Gram-Schmidt, repeated only where a pass removed more than
+    1 − 1/√2 of a row's norm ("twice is enough", Kahan-Parlett), up to ``passes``.
+    """
+    flat = basis[:, 0] if basis.shape[1] == 1 else None  # one vector: matrix-vector products
+    for i in range(passes):
+        if flat is not None:
+            new = w - ((flat @ w[0]) @ flat)[None]
+        else:
+            coef = torch.einsum("jmd,md->jm", basis, w)
+            new = w - torch.einsum("jm,jmd->md", coef, basis)
+        if i + 1 < passes and bool((new.norm(dim=1) >= w.norm(dim=1) / math.sqrt(2)).all()):
+            return new
+        w = new
     return w
 
 
@@ -57,6 +69,53 @@ def _tridiag(alpha: list[float], beta: list[float]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- Lanczos eigenvalues
+
+
+def _lanczos(matmat: MatMat, dim: int, steps: int, g: torch.Generator, dtype: torch.dtype,
+             device: torch.device | str):
+    """Lanczos with full reorthogonalisation from a random Gaussian start vector.
+
+    Yields ``(j, alpha, beta, basis)`` after the product of step ``j``:
+    ``alpha`` holds the ``j + 1`` diagonal entries of the tridiagonal matrix
+    ``T``, ``beta`` its ``j`` off-diagonal ones, ``basis[: j + 1]`` the
+    orthonormal Lanczos vectors (rows), so that ``basisᵀ H basis = T``. On an
+    invariant subspace (breakdown) it goes on from a fresh random vector
+    orthogonal to the basis with a zero off-diagonal entry (``T`` then has
+    blocks), so repeated eigenvalues appear with their multiplicity and the
+    identity above still holds. The caller stops by leaving the loop.
+    """
+    steps = min(int(steps), dim)
+    q = torch.randn(1, dim, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    q = q / q.norm()
+    basis = torch.empty(min(steps, 32), dim, dtype=dtype, device=device)  # grows by doubling
+    alpha: list[float] = []
+    beta: list[float] = []
+    eps = torch.finfo(dtype).eps
+    scale = 0.0
+    for j in range(steps):
+        if j == basis.shape[0]:
+            basis = torch.cat([basis, torch.empty(min(steps, 2 * j) - j, dim, dtype=dtype, device=device)])
+        basis[j] = q[0]
+        w = matmat(q)
+        a = float((w * q).sum())
+        alpha.append(a)
+        scale = max(scale, abs(a) + (beta[-1] if beta else 0.0))
+        w = w - a * q
+        if j > 0:
+            w = w - beta[j - 1] * basis[j - 1]
+        w = _orthogonalise(w, basis[: j + 1, None])
+        b = float(w.norm())
+        yield j, alpha, beta, basis[: j + 1]
+        if j + 1 == steps:
+            return
+        if b <= 100 * eps * max(scale, 1e-30):
+            b = 0.0
+            w = torch.randn(1, dim, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+            w = _orthogonalise(w, basis[: j + 1, None])
+            q = w / w.norm()
+        else:
+            q = w / b
+        beta.append(b)
 
 
 def lanczos_eigenvalues(matmat: MatMat, dim: int, k: int = 1, which: str = "largest", *,
@@ -83,30 +142,11 @@ def lanczos_eigenvalues(matmat: MatMat, dim: int, k: int = 1, which: str = "larg
     if not 1 <= k <= dim:
         raise ValueError(f"k must be in 1..{dim}, got {k}")
     max_iter = max(min(int(max_iter), dim), k)
-    g = _generator(seed)
-    q = torch.randn(1, dim, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
-    q = q / q.norm()
-    basis = torch.empty(max_iter, 1, dim, dtype=dtype, device=device)
-    alpha: list[float] = []
-    beta: list[float] = []
     prev: np.ndarray | None = None
     converged = False
-    eps = torch.finfo(dtype).eps
-    scale = 0.0
     j = 0
-    for j in range(max_iter):
-        basis[j] = q
-        w = matmat(q)
-        a = float((w * q).sum())
-        alpha.append(a)
-        w = w - a * q
-        if j > 0:
-            w = w - beta[j - 1] * basis[j - 1]
-        w = _orthogonalise(w, basis[: j + 1])
-        b = float(w.norm())
-        ritz = np.linalg.eigvalsh(_tridiag(alpha, beta))
-        scale = max(scale, float(np.abs(ritz).max()), abs(a))
-        sel = _select(ritz, k, which)
+    for j, alpha, beta, _ in _lanczos(matmat, dim, max_iter, _generator(seed), dtype, device):
+        sel = _select(np.linalg.eigvalsh(_tridiag(alpha, beta)), k, which)
         if sel is not None:
             if j + 1 == dim:
                 converged, prev = True, sel
@@ -115,17 +155,6 @@ def lanczos_eigenvalues(matmat: MatMat, dim: int, k: int = 1, which: str = "larg
                 converged, prev = True, sel
                 break
         prev = sel
-        if j + 1 == max_iter:
-            break
-        if b <= 100 * eps * max(scale, 1e-30):
-            # invariant subspace: continue from a random vector orthogonal to the basis
-            b = 0.0
-            w = torch.randn(1, dim, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
-            w = _orthogonalise(w, basis[: j + 1])
-            q = w / w.norm()
-        else:
-            q = w / b
-        beta.append(b)
     if prev is None:
         prev = _select(np.linalg.eigvalsh(_tridiag(alpha, beta)), k, which)
     values = torch.as_tensor(prev, dtype=torch.float64)
@@ -309,18 +338,29 @@ def _chunks(n: int, size: int | None):
 
 def hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, seed: int = 0,
                dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
-               probe_batch: int | None = None) -> TraceEstimate:
-    """Hutchinson's estimator: the mean of ``zᵀHz`` over Rademacher ``z``."""
+               probe_batch: int | None = None, tol: float | None = None,
+               min_probes: int = 8) -> TraceEstimate:
+    """Hutchinson's estimator: the mean of ``zᵀHz`` over Rademacher ``z``.
+
+    With ``tol``, probes are drawn ``probe_batch`` at a time (at least
+    ``min_probes``) until ``stderr ≤ tol·|estimate|`` or ``n_probes`` are used.
+    """
     if n_probes < 1:
         raise ValueError("n_probes must be ≥ 1")
+    if tol is not None and tol <= 0:
+        raise ValueError("tol must be > 0")
     g = _generator(seed)
-    samples = []
-    for _, m in _chunks(n_probes, probe_batch):
-        z = rademacher(m, dim, g, dtype, device)
-        samples.append((matmat(z) * z).sum(1).double().cpu())
-    s = torch.cat(samples)
-    se = float(s.std(unbiased=True) / math.sqrt(n_probes)) if n_probes > 1 else float("nan")
-    return TraceEstimate(float(s.mean()), se, n_probes, "hutchinson", n_probes)
+    step = int(probe_batch or (n_probes if tol is None else min_probes))
+    s = torch.empty(0, dtype=torch.float64)
+    while s.numel() < n_probes:
+        z = rademacher(min(step, n_probes - s.numel()), dim, g, dtype, device)
+        s = torch.cat([s, (matmat(z) * z).sum(1).double().cpu()])
+        if tol is not None and s.numel() >= max(min_probes, 2):
+            if float(s.std(unbiased=True)) / math.sqrt(s.numel()) <= tol * abs(float(s.mean())):
+                break
+    n = s.numel()
+    se = float(s.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
+    return TraceEstimate(float(s.mean()), se, n, "hutchinson", n)
 
 
 def hutchpp(matmat: MatMat, dim: int, n_probes: int = 100, *, seed: int = 0,
@@ -353,3 +393,87 @@ def hutchpp(matmat: MatMat, dim: int, n_probes: int = 100, *, seed: int = 0,
     resid = float(samples.mean())
     se = float(samples.std(unbiased=True) / math.sqrt(n_g)) if n_g > 1 else float("nan")
     return TraceEstimate(low + resid, se, n_probes, "hutch++", 2 * r + n_g)
+
+
+def deflated_hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, lanczos_steps: int | None = None,
+                        tol: float | None = None, min_probes: int = 8, seed: int = 0,
+                        dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                        probe_batch: int | None = None) -> TraceEstimate:
+    """Krylov-deflated Hutchinson with at most ``n_probes`` mat-vecs in all.
+
+    ``k`` Lanczos steps from a random start build an orthonormal basis ``Q``
+    of a Krylov space; Lanczos reaches the extreme eigen-directions first,
+    which carry most of a network Hessian's Frobenius norm and so most of
+    Hutchinson's variance. The trace on that space is exact and free,
+    ``tr(QᵀHQ) = tr(T) = Σ αⱼ``; the remaining products estimate
+    ``tr((I−QQᵀ) H (I−QQᵀ))`` with Hutchinson on Rademacher vectors projected
+    off ``Q``. The sum is unbiased (``Q`` does not depend on the probes);
+    ``stderr`` is that of the residual term. It is the Hutch++ idea (Meyer et
+    al. 2021) with a Krylov space in place of the one-shot sketch
+    ``range(HS)``, which captures the outliers better and spends no products
+    on ``tr(QᵀHQ)`` (cf. Chen & Hallman 2023, Krylov-aware trace estimation).
+
+    ``k = lanczos_steps`` when given. Otherwise, without ``tol``,
+    ``k = min(n_probes // 2, 100)``; with ``tol``, ``k`` starts at 10 and
+    doubles (up to ``n_probes // 2``) while the probes a pilot of
+    ``min_probes`` says are still needed exceed ``2k`` (a bigger space then
+    costs less than the variance it removes; the pilot is discarded).
+
+    With ``tol``, probes are added ``max(min_probes, probe_batch)`` at a time
+    until ``stderr ≤ tol·|estimate|`` or the budget is spent. Probes are
+    projected in blocks (one pass over ``Q`` per block) and multiplied
+    ``probe_batch`` at a time. Memory: ``Q`` holds ``k × dim`` numbers.
+    In the result ``n_probes`` counts the residual probes of the estimate,
+    ``n_matvecs`` every product. When the Krylov space is the whole space the
+    trace is exact.
+    """
+    if n_probes < 2:
+        raise ValueError("deflated_hutchinson needs n_probes ≥ 2")
+    if tol is not None and tol <= 0:
+        raise ValueError("tol must be > 0")
+    if lanczos_steps is not None and not 1 <= int(lanczos_steps) < n_probes:
+        raise ValueError(f"lanczos_steps must be in 1..{n_probes - 1}, got {lanczos_steps}")
+    adaptive = tol is not None and lanczos_steps is None
+    k_max = int(lanczos_steps) if lanczos_steps is not None else max(1, n_probes // 2)
+    k = min(10, k_max) if adaptive else (k_max if lanczos_steps is not None else min(k_max, 100))
+    g = _generator(seed)
+    lanczos = _lanczos(matmat, dim, k_max, g, dtype, device)
+    alpha: list[float] = []
+    basis = torch.empty(0, dim, dtype=dtype, device=device)
+    used = 0  # products spent on discarded pilots
+
+    def draw(m: int) -> torch.Tensor:
+        # project m probes at once (one pass over the basis), multiply probe_batch at a time
+        z = rademacher(m, dim, g, dtype, device)
+        z = z - (z @ basis.T) @ basis
+        return torch.cat([(matmat(z[a:a + b]) * z[a:a + b]).sum(1).double().cpu()
+                          for a, b in _chunks(m, probe_batch)])
+
+    while True:
+        for _, alpha, _, basis in lanczos:
+            if len(alpha) >= k:
+                break
+        if len(alpha) >= dim:  # the Krylov space is the whole space: tr(T) is the trace
+            return TraceEstimate(float(sum(alpha)), 0.0, 0, "deflated", len(alpha) + used)
+        samples = torch.empty(0, dtype=torch.float64)
+        if not adaptive or k >= k_max:
+            break
+        samples = draw(min(min_probes, n_probes - used - k))
+        est = float(sum(alpha)) + float(samples.mean())
+        need = (float(samples.std(unbiased=True)) / (tol * abs(est) + 1e-300)) ** 2
+        if need <= 2 * k or 2 * k + used + samples.numel() > n_probes:
+            break
+        used += samples.numel()
+        k = min(2 * k, k_max)
+    low = float(sum(alpha))
+    budget = n_probes - len(alpha) - used
+    step = max(min_probes, int(probe_batch or 1)) if tol is not None else 64
+    while samples.numel() < budget:
+        if tol is not None and samples.numel() >= max(min_probes, 2):
+            se = float(samples.std(unbiased=True)) / math.sqrt(samples.numel())
+            if se <= tol * abs(low + float(samples.mean())):
+                break
+        samples = torch.cat([samples, draw(min(step, budget - samples.numel()))])
+    p = samples.numel()
+    se = float(samples.std(unbiased=True) / math.sqrt(p)) if p > 1 else float("nan")
+    return TraceEstimate(low + float(samples.mean()), se, p, "deflated", len(alpha) + p + used)

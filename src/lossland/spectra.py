@@ -31,8 +31,9 @@ class SpectrumSettings:
     k: int = 1                        # extreme eigenvalues at each end of the spectrum
     tol: float = 1e-3                 # Lanczos: relative change of the Ritz values to stop at
     max_iter: int = 50                # Lanczos: at most this many products per end
-    trace_probes: int = 20            # products of the trace estimate
-    trace_method: str = "hutch++"     # hutchinson | hutch++ | exact
+    trace_probes: int = 20            # products of the trace estimate (the budget when trace_tol is set)
+    trace_method: str = "deflated"    # deflated | hutchinson | hutch++ | exact
+    trace_tol: float | None = None    # stop once stderr ≤ trace_tol·|trace| (deflated, hutchinson)
     density_probes: int = 2           # SLQ: Lanczos runs
     density_steps: int = 20           # SLQ: steps per run
     density_grid: int = 400           # points of the density curve
@@ -73,7 +74,7 @@ def hessian_report(model: nn.Module, data: Data, settings: SpectrumSettings = Sp
     s = settings
     top = op.eigenvalues(s.k, "largest", tol=s.tol, max_iter=s.max_iter, seed=s.seed).cpu().numpy()
     bottom = op.eigenvalues(s.k, "smallest", tol=s.tol, max_iter=s.max_iter, seed=s.seed + 1).cpu().numpy()
-    trace = op.trace(s.trace_probes, s.trace_method, seed=s.seed + 2)
+    trace = op.trace(s.trace_probes, s.trace_method, seed=s.seed + 2, tol=s.trace_tol)
     slq = op.slq(s.density_probes, s.density_steps, seed=s.seed + 3)
     grid, dens = slq.density(s.density_grid)
     sharp = float("nan")
