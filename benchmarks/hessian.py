@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--trace-tol", type=float, nargs="+", default=[0.01, 0.005],
                     help="relative standard errors the trace estimates must reach")
     ap.add_argument("--trace-budget", type=int, default=1500, help="most products for the trace to tolerance")
+    ap.add_argument("--ref-probes", type=int, default=1200, help="products of the reference trace (deflated)")
     ap.add_argument("--repeats", type=int, default=3, help="best of this many runs for each timing "
                     "(autograd.functional.hessian: one run)")
     ap.add_argument("--threads", type=int, default=None)
@@ -158,8 +159,8 @@ def main() -> None:
     # PyHessian has no standard-error rule: find from its own (seeded) sample sequence
     # the first n ≥ 8 at which std/√n ≤ tol·|mean|, then time it with maxIter = n
     pilot = torch.tensor(ph_samples(args.trace_budget), dtype=torch.float64)
-    tref = lossland.hessian_trace(model, (x, y), n_probes=1200, method="deflated", lanczos_steps=200,
-                                  seed=12345)
+    tref = lossland.hessian_trace(model, (x, y), n_probes=args.ref_probes, method="deflated",
+                                  lanczos_steps=args.ref_probes // 6, seed=12345)
     for trace_tol in args.trace_tol:
         n_ph = args.trace_budget
         for n in range(8, len(pilot) + 1):

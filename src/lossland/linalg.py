@@ -415,9 +415,12 @@ def deflated_hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, lanczo
 
     ``k = lanczos_steps`` when given. Otherwise, without ``tol``,
     ``k = min(n_probes // 2, 100)``; with ``tol``, ``k`` starts at 10 and
-    doubles (up to ``n_probes // 2``) while the probes a pilot of
-    ``min_probes`` says are still needed exceed ``2k`` (a bigger space then
-    costs less than the variance it removes; the pilot is discarded).
+    doubles (up to ``n_probes // 2``) while the residual probes that the
+    pilot probes so far (``min_probes`` more at each size) say are still
+    needed exceed ``2k`` (a bigger space then costs less than the variance it
+    removes). Pilot probes are multiplied before projection and their products
+    kept, so each counts at every later size without another product (memory:
+    two vectors per pilot probe).
 
     With ``tol``, probes are added ``max(min_probes, probe_batch)`` at a time
     until ``stderr ≤ tol·|estimate|`` or the budget is spent. Probes are
@@ -439,34 +442,50 @@ def deflated_hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, lanczo
     g = _generator(seed)
     lanczos = _lanczos(matmat, dim, k_max, g, dtype, device)
     alpha: list[float] = []
+    beta: list[float] = []
     basis = torch.empty(0, dim, dtype=dtype, device=device)
-    used = 0  # products spent on discarded pilots
+
+    def products(z: torch.Tensor) -> torch.Tensor:
+        return torch.cat([matmat(z[a:a + b]) for a, b in _chunks(z.shape[0], probe_batch)])
 
     def draw(m: int) -> torch.Tensor:
         # project m probes at once (one pass over the basis), multiply probe_batch at a time
         z = rademacher(m, dim, g, dtype, device)
         z = z - (z @ basis.T) @ basis
-        return torch.cat([(matmat(z[a:a + b]) * z[a:a + b]).sum(1).double().cpu()
-                          for a, b in _chunks(m, probe_batch)])
+        return (products(z) * z).sum(1).double().cpu()
+
+    # Pilot probes (adaptive k) are multiplied unprojected and kept with their
+    # products, so that they serve every later basis without new products:
+    # (Pz)ᵀH(Pz) = zᵀHz − 2 (Qᵀz)·(QᵀHz) + (Qᵀz)ᵀ T (Qᵀz), as QᵀHQ = T.
+    pilot_z = torch.empty(0, dim, dtype=dtype, device=device)
+    pilot_hz = torch.empty(0, dim, dtype=dtype, device=device)
+
+    def pilot_forms() -> torch.Tensor:
+        t = torch.as_tensor(_tridiag(alpha, beta[: len(alpha) - 1]))
+        a = (pilot_z @ basis.T).double().cpu()
+        b = (pilot_hz @ basis.T).double().cpu()
+        return ((pilot_z * pilot_hz).sum(1).double().cpu() - 2 * (a * b).sum(1) + ((a @ t) * a).sum(1))
 
     while True:
-        for _, alpha, _, basis in lanczos:
+        for _, alpha, beta, basis in lanczos:
             if len(alpha) >= k:
                 break
         if len(alpha) >= dim:  # the Krylov space is the whole space: tr(T) is the trace
-            return TraceEstimate(float(sum(alpha)), 0.0, 0, "deflated", len(alpha) + used)
-        samples = torch.empty(0, dtype=torch.float64)
+            return TraceEstimate(float(sum(alpha)), 0.0, 0, "deflated", len(alpha) + pilot_z.shape[0])
+        samples = pilot_forms() if pilot_z.shape[0] else torch.empty(0, dtype=torch.float64)
         if not adaptive or k >= k_max:
             break
-        samples = draw(min(min_probes, n_probes - used - k))
+        m = min(min_probes, n_probes - k - pilot_z.shape[0])
+        z = rademacher(m, dim, g, dtype, device)
+        pilot_z, pilot_hz = torch.cat([pilot_z, z]), torch.cat([pilot_hz, products(z)])
+        samples = pilot_forms()
         est = float(sum(alpha)) + float(samples.mean())
         need = (float(samples.std(unbiased=True)) / (tol * abs(est) + 1e-300)) ** 2
-        if need <= 2 * k or 2 * k + used + samples.numel() > n_probes:
+        if need <= 2 * k or 2 * k + samples.numel() > n_probes:
             break
-        used += samples.numel()
         k = min(2 * k, k_max)
     low = float(sum(alpha))
-    budget = n_probes - len(alpha) - used
+    budget = n_probes - len(alpha)
     step = max(min_probes, int(probe_batch or 1)) if tol is not None else 64
     while samples.numel() < budget:
         if tol is not None and samples.numel() >= max(min_probes, 2):
@@ -476,4 +495,4 @@ def deflated_hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, lanczo
         samples = torch.cat([samples, draw(min(step, budget - samples.numel()))])
     p = samples.numel()
     se = float(samples.std(unbiased=True) / math.sqrt(p)) if p > 1 else float("nan")
-    return TraceEstimate(low + float(samples.mean()), se, p, "deflated", len(alpha) + p + used)
+    return TraceEstimate(low + float(samples.mean()), se, p, "deflated", len(alpha) + p)
