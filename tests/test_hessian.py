@@ -263,6 +263,10 @@ def test_exact_and_adaptive_traces_on_a_network(small_net, small_dense):
     assert abs(adaptive.estimate - exact) < 4 * adaptive.stderr
     with pytest.raises(ValueError, match="hutchinson, deflated"):
         lossland.hessian_trace(model, data, method="nope")
+    with pytest.raises(ValueError, match="tol applies"):
+        lossland.hessian_trace(model, data, method="hutch++", tol=0.1)
+    with pytest.raises(ValueError, match="lanczos_steps applies"):
+        lossland.hessian_trace(model, data, lanczos_steps=5)
 
 
 def _spiked_matrix(n: int = 200, seed: int = 0) -> tuple[torch.Tensor, float]:

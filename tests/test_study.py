@@ -177,6 +177,8 @@ def _error(cfg, schema):
      "hessian.settings.trace_method: 'lanczos' is not allowed; allowed values: 'deflated', 'hutchinson', 'hutch++', 'exact'"),
     (lambda c: c["hessian"]["settings"].update(trace_method="hutch++", trace_probes=2),
      "hessian.settings.trace_probes: 2 is too few for hutch++; allowed: 3 or more"),
+    (lambda c: c["hessian"]["settings"].update(trace_method="exact", trace_tol=0.01),
+     "hessian.settings.trace_tol: not used by trace_method exact; allowed: null, or trace_method deflated or hutchinson"),
     (lambda c: [c.pop(k) for k in ("optimizer_study", "rk2_study", "init_study", "switch_study", "hessian")],
      "no study is configured; allowed studies: optimizer_study, rk2_study, init_study, switch_study"),
     (lambda c: c["datasets"]["cifar10-small"].update(train_size=0), "datasets.cifar10-small.train_size: 0 is not allowed"),

@@ -301,6 +301,10 @@ class HessianOperator:
               probe_batch: int | None = None, tol: float | None = None,
               lanczos_steps: int | None = None) -> TraceEstimate:
         """See :func:`hessian_trace`."""
+        if tol is not None and method not in ("hutchinson", "deflated"):
+            raise ValueError(f"tol applies to the 'hutchinson' and 'deflated' trace methods, not {method!r}")
+        if lanczos_steps is not None and method != "deflated":
+            raise ValueError(f"lanczos_steps applies to the 'deflated' trace method, not {method!r}")
         probe_batch = probe_batch or _default_probe_batch(self)
         kw = {"seed": seed, "probe_batch": probe_batch, **self._lin_kw()}
         if method == "hutchinson":

@@ -357,10 +357,14 @@ def _check_hessian(config: Mapping[str, Any]) -> list[str]:
             problems.append(f"hessian.epochs: epoch {e} is not saved by {name}; allowed: "
                             f"{', '.join(map(str, sorted(saved)))} (see training.checkpoint_every)")
     settings = cfg.get("settings") or {}
-    least = {"deflated": 2, "hutch++": 3}.get(settings.get("trace_method", "deflated"), 1)
+    method = settings.get("trace_method", "deflated")
+    least = {"deflated": 2, "hutch++": 3}.get(method, 1)
     if settings.get("trace_probes", least) < least:
         problems.append(f"hessian.settings.trace_probes: {settings['trace_probes']} is too few for "
-                        f"{settings.get('trace_method', 'deflated')}; allowed: {least} or more")
+                        f"{method}; allowed: {least} or more")
+    if settings.get("trace_tol") is not None and method not in ("deflated", "hutchinson"):
+        problems.append(f"hessian.settings.trace_tol: not used by trace_method {method}; allowed: null, "
+                        f"or trace_method deflated or hutchinson")
     ds = config["datasets"].get(study["dataset"], {})
     if cfg.get("split") == "val" and not ds.get("val_size"):
         problems.append(f"hessian.split: 'val' needs datasets.{study['dataset']}.val_size; allowed: train, test")
