@@ -187,12 +187,7 @@ def main() -> None:
 
 
     def ph_trace():
-        model.zero_grad(set_to_none=True)
-        torch.manual_seed(0)
-        comp = pyhessian.hessian(model, crit, data=(x, y), cuda=device.type == "cuda")
-        samples = comp.trace(maxIter=args.probes, tol=-1.0)  # tol < 0: never stops early
-        model.zero_grad(set_to_none=True)
-        return samples
+        return ph_samples(args.probes)
 
     (t_ours, c_ours, est), (t_ph, c_ph, samples) = timed_pair(ours_trace, ph_trace, device, args.repeats)
     counter.reset()

@@ -88,12 +88,17 @@ def test_switch_variants_reuse_the_first_optimizers_run(schema):
     assert study.switch_epochs([0.25, 0.5, 0.75], 200) == [50, 100, 150]
 
 
-def test_changing_the_second_optimizer_changes_no_prefix(schema):
+def _runs_before_after(schema, edit):
+    """The run tables of the default config and of a copy changed by ``edit`` (and that copy)."""
     cfg = _config()
     before = study.runs(study.check_config(cfg, schema))
-    cfg2 = copy.deepcopy(cfg)
-    cfg2["optimizers"]["adadelta"]["rho"] = 0.95
-    after = study.runs(study.check_config(cfg2, schema))
+    edited = copy.deepcopy(cfg)
+    edit(edited)
+    return before, study.runs(study.check_config(edited, schema)), edited
+
+
+def test_changing_the_second_optimizer_changes_no_prefix(schema):
+    before, after, _ = _runs_before_after(schema, lambda c: c["optimizers"]["adadelta"].update(rho=0.95))
     changed = {n for n in after if before[n] != after[n]}
     # every run that uses adadelta, and only those: S->ADE variants change, their SGD prefix does not
     assert changed == {n for n in before if "ADE" in n or "adadelta" in n}
@@ -102,21 +107,15 @@ def test_changing_the_second_optimizer_changes_no_prefix(schema):
 
 
 def test_changing_one_learning_rate_changes_only_that_optimizers_runs(schema):
-    cfg = _config()
-    before = study.runs(study.check_config(cfg, schema))
-    cfg2 = copy.deepcopy(cfg)
-    cfg2["optimizers"]["rmsprop"]["lr"] = 0.005
-    after = study.runs(study.check_config(cfg2, schema))
+    before, after, _ = _runs_before_after(schema, lambda c: c["optimizers"]["rmsprop"].update(lr=0.005))
     assert set(before) - set(after) == {"nin_rmsprop-lr0.001_init0", "nin_rmsprop-lr0.001_init1"}
     assert set(after) - set(before) == {"nin_rmsprop-lr0.005_init0", "nin_rmsprop-lr0.005_init1"}
     assert all(before[n] == after[n] for n in set(before) & set(after))
 
 
 def test_changing_a_grid_adds_only_the_new_rates(schema):
-    cfg = _config()
-    before = study.runs(study.check_config(cfg, schema))
-    cfg["optimizer_study"]["lr_grids"]["adam"] = [0.002, 0.001, 0.0005]
-    after = study.runs(study.check_config(cfg, schema))
+    before, after, cfg = _runs_before_after(
+        schema, lambda c: c["optimizer_study"]["lr_grids"].update(adam=[0.002, 0.001, 0.0005]))
     assert set(after) - set(before) == {"nin_adam-lr0.0005_init0", "nin_adam-lr0.0005_init1"}
     assert all(before[n] == after[n] for n in before)
     groups = study.selection_groups(cfg, "optimizer_study")

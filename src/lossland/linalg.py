@@ -336,6 +336,22 @@ def _chunks(n: int, size: int | None):
         yield s, min(size, n - s)
 
 
+def _apply(matmat: MatMat, v: torch.Tensor, probe_batch: int | None) -> torch.Tensor:
+    """``matmat`` over the rows of ``v``, ``probe_batch`` rows per call."""
+    return torch.cat([matmat(v[a:a + m]) for a, m in _chunks(v.shape[0], probe_batch)])
+
+
+def _stderr(samples: torch.Tensor) -> float:
+    n = samples.numel()
+    return float(samples.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
+
+
+def _within(samples: torch.Tensor, offset: float, tol: float | None, min_probes: int) -> bool:
+    """The stopping rule of the trace estimators: ``stderr ≤ tol·|offset + mean|``."""
+    return (tol is not None and samples.numel() >= max(min_probes, 2)
+            and _stderr(samples) <= tol * abs(offset + float(samples.mean())))
+
+
 def hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, seed: int = 0,
                dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
                probe_batch: int | None = None, tol: float | None = None,
@@ -355,12 +371,9 @@ def hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, seed: int = 0,
     while s.numel() < n_probes:
         z = rademacher(min(step, n_probes - s.numel()), dim, g, dtype, device)
         s = torch.cat([s, (matmat(z) * z).sum(1).double().cpu()])
-        if tol is not None and s.numel() >= max(min_probes, 2):
-            if float(s.std(unbiased=True)) / math.sqrt(s.numel()) <= tol * abs(float(s.mean())):
-                break
-    n = s.numel()
-    se = float(s.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
-    return TraceEstimate(float(s.mean()), se, n, "hutchinson", n)
+        if _within(s, 0.0, tol, min_probes):
+            break
+    return TraceEstimate(float(s.mean()), _stderr(s), s.numel(), "hutchinson", s.numel())
 
 
 def hutchpp(matmat: MatMat, dim: int, n_probes: int = 100, *, seed: int = 0,
@@ -380,19 +393,14 @@ def hutchpp(matmat: MatMat, dim: int, n_probes: int = 100, *, seed: int = 0,
     s = rademacher(r, dim, g, dtype, device)
     gz = rademacher(n_g, dim, g, dtype, device)
 
-    def apply(v: torch.Tensor) -> torch.Tensor:
-        return torch.cat([matmat(v[a:a + m]) for a, m in _chunks(v.shape[0], probe_batch)])
-
-    hs = apply(s)
+    hs = _apply(matmat, s, probe_batch)
     q, _ = torch.linalg.qr(hs.double().T)  # dim × r, orthonormal columns
     q = q.T.to(dtype)  # r × dim rows
-    hq = apply(q)
+    hq = _apply(matmat, q, probe_batch)
     low = float((hq.double() * q.double()).sum())
     gz = gz - (gz.double() @ q.double().T @ q.double()).to(dtype)
-    samples = (apply(gz).double() * gz.double()).sum(1).cpu()
-    resid = float(samples.mean())
-    se = float(samples.std(unbiased=True) / math.sqrt(n_g)) if n_g > 1 else float("nan")
-    return TraceEstimate(low + resid, se, n_probes, "hutch++", 2 * r + n_g)
+    samples = (_apply(matmat, gz, probe_batch).double() * gz.double()).sum(1).cpu()
+    return TraceEstimate(low + float(samples.mean()), _stderr(samples), n_probes, "hutch++", 2 * r + n_g)
 
 
 def deflated_hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, lanczos_steps: int | None = None,
@@ -445,14 +453,11 @@ def deflated_hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, lanczo
     beta: list[float] = []
     basis = torch.empty(0, dim, dtype=dtype, device=device)
 
-    def products(z: torch.Tensor) -> torch.Tensor:
-        return torch.cat([matmat(z[a:a + b]) for a, b in _chunks(z.shape[0], probe_batch)])
-
     def draw(m: int) -> torch.Tensor:
         # project m probes at once (one pass over the basis), multiply probe_batch at a time
         z = rademacher(m, dim, g, dtype, device)
         z = z - (z @ basis.T) @ basis
-        return (products(z) * z).sum(1).double().cpu()
+        return (_apply(matmat, z, probe_batch) * z).sum(1).double().cpu()
 
     # Pilot probes (adaptive k) are multiplied unprojected and kept with their
     # products, so that they serve every later basis without new products:
@@ -477,7 +482,7 @@ def deflated_hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, lanczo
             break
         m = min(min_probes, n_probes - k - pilot_z.shape[0])
         z = rademacher(m, dim, g, dtype, device)
-        pilot_z, pilot_hz = torch.cat([pilot_z, z]), torch.cat([pilot_hz, products(z)])
+        pilot_z, pilot_hz = torch.cat([pilot_z, z]), torch.cat([pilot_hz, _apply(matmat, z, probe_batch)])
         samples = pilot_forms()
         est = float(sum(alpha)) + float(samples.mean())
         need = (float(samples.std(unbiased=True)) / (tol * abs(est) + 1e-300)) ** 2
@@ -487,12 +492,7 @@ def deflated_hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, lanczo
     low = float(sum(alpha))
     budget = n_probes - len(alpha)
     step = max(min_probes, int(probe_batch or 1)) if tol is not None else 64
-    while samples.numel() < budget:
-        if tol is not None and samples.numel() >= max(min_probes, 2):
-            se = float(samples.std(unbiased=True)) / math.sqrt(samples.numel())
-            if se <= tol * abs(low + float(samples.mean())):
-                break
+    while samples.numel() < budget and not _within(samples, low, tol, min_probes):
         samples = torch.cat([samples, draw(min(step, budget - samples.numel()))])
     p = samples.numel()
-    se = float(samples.std(unbiased=True) / math.sqrt(p)) if p > 1 else float("nan")
-    return TraceEstimate(low + float(samples.mean()), se, p, "deflated", len(alpha) + p)
+    return TraceEstimate(low + float(samples.mean()), _stderr(samples), p, "deflated", len(alpha) + p)

@@ -319,8 +319,12 @@ def analysis_runs(config: Mapping[str, Any], section: str, chosen: Iterable[str]
 
 def _check_analysis_section(config: Mapping[str, Any], section: str) -> tuple[list[str], dict | None]:
     """Checks every analysis section (``hessian``, ``landscape``) shares: its study is
-    configured, and its ``models``, ``init_seeds`` and ``optimizers`` are the study's."""
-    cfg = config[section]
+    configured, and its ``models``, ``init_seeds`` and ``optimizers`` are the study's.
+    Returns the problems and the study (``None`` when the section is absent or its
+    study is not configured: nothing more to check)."""
+    cfg = config.get(section)
+    if not cfg:
+        return [], None
     name = cfg["study"]
     if not config.get(name):
         return [f"{section}.study: {name!r} is not configured; configured studies: "
@@ -344,12 +348,10 @@ def _saved_epochs(config: Mapping[str, Any], study: Mapping[str, Any]) -> set[in
 
 
 def _check_hessian(config: Mapping[str, Any]) -> list[str]:
-    cfg = config.get("hessian")
-    if not cfg:
-        return []
     problems, study = _check_analysis_section(config, "hessian")
     if study is None:
         return problems
+    cfg = config["hessian"]
     name = cfg["study"]
     saved = _saved_epochs(config, study)
     for e in cfg.get("epochs") or []:
@@ -372,12 +374,10 @@ def _check_hessian(config: Mapping[str, Any]) -> list[str]:
 
 
 def _check_landscape(config: Mapping[str, Any]) -> list[str]:
-    cfg = config.get("landscape")
-    if not cfg:
-        return []
     problems, study = _check_analysis_section(config, "landscape")
     if study is None:
         return problems
+    cfg = config["landscape"]
     name = cfg["study"]
     kinds = cfg.get("kinds") or []
     corners = cfg.get("bilinear_optimizers") or []
