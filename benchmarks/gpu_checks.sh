@@ -2,6 +2,7 @@
 # GPU checks for a machine with CUDA: the CUDA tests, the benchmarks on the GPU and a
 # smoke run of the workflow with device=cuda (optimizer study + Hessian stage).
 #   bash benchmarks/gpu_checks.sh [OUTDIR]        STAGES="tests bench smoke" by default
+# stages: tests, surface, hessian (bench = both), train, smoke, landscape
 set -uo pipefail
 out=${1:-benchmarks/out}
 stages=${STAGES:-tests bench smoke}
@@ -9,12 +10,38 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu.txt"
-if [[ $stages == *tests* ]]; then
-  python3 -m pytest -q tests/test_cuda.py 2>&1 | tail -4 | tee "$out/tests.txt"
+if [[ $stages == *surface* || $stages == *bench* ]]; then
+  timeout 180 python3 benchmarks/surface_throughput.py --device cuda --grid 5 --repeats 3 2>&1 | tee "$out/surface_cuda.txt"
+  timeout 120 python3 benchmarks/surface_throughput.py --device cuda --grid 11 --repeats 2 --skip-loss-landscapes \
+      2>&1 | tee "$out/surface_cuda_grid11.txt"
 fi
-if [[ $stages == *bench* ]]; then
+if [[ $stages == *tests* ]]; then
+  timeout 240 python3 -m pytest -q -rs tests/test_cuda.py 2>&1 | tail -30 | tee "$out/tests.txt"
+fi
+if [[ $stages == *hessian* || $stages == *bench* ]]; then
   python3 benchmarks/hessian.py --device cuda --model nin --n 1000 --repeats 1 2>&1 | tee "$out/hessian_cuda.txt"
-  python3 benchmarks/surface_throughput.py --device cuda --grid 5 --repeats 1 2>&1 | tee "$out/surface_cuda.txt"
+fi
+if [[ $stages == *landscape* ]]; then
+  # the landscape stage of the default study on the GPU (training runs it needs included)
+  rm -rf .gpu-landscape && mkdir -p .gpu-landscape
+  start=$(date +%s)
+  timeout 300 python3 -m snakemake results/figures/random_plane.png results/figures/fig2_init_final.png \
+      results/figures/pca_plane.png results/figures/table1_optimizer_grid.png --snakefile "$PWD/Snakefile" \
+      --directory .gpu-landscape --configfile config.yaml --cores 16 --resources gpu=4 \
+      --config device=cuda threads=2 2>&1 | tail -6 | tee "$out/landscape_smoke.txt"
+  echo "landscape smoke run: $(( $(date +%s) - start )) s" | tee -a "$out/landscape_smoke.txt"
+  grep -rh "rows in" .gpu-landscape/results/logs/landscape | sed 's/^.*INFO[^a-z]*//' | tee -a "$out/landscape_smoke.txt"
+  python3 - <<'PY' | tee -a "$out/landscape_smoke.txt"
+import collections, glob
+import pandas as pd
+from lossland.io import read_provenance
+files = sorted(glob.glob(".gpu-landscape/results/landscape/**/*.parquet", recursive=True))
+print(len(files), "landscape tables; devices:",
+      dict(collections.Counter(read_provenance(f).get("device") for f in files)))
+t = pd.read_parquet(".gpu-landscape/results/tables/landscape_random.parquet")
+print(t.groupby(["split"])["loss"].describe().to_string())
+PY
+  cp .gpu-landscape/results/figures/*.png "$out/" 2>/dev/null
 fi
 if [[ $stages == *train* ]]; then
   python3 benchmarks/train_throughput.py --device cuda --threads 4 --images 8192 --workers 0,4,8 \

@@ -60,7 +60,8 @@ def test_hessian_on_cuda_equals_cpu():
     assert torch.allclose(top, torch.linalg.eigvalsh(h_cpu).flip(0)[:2], rtol=1e-6)
 
 
-def test_landscape_engines_agree_on_cuda(embedded_raw):
+@pytest.mark.parametrize("bn", ["stored", "recompute"])
+def test_landscape_engines_agree_on_cuda(embedded_raw, bn):
     import numpy as np
 
     import lossland
@@ -70,8 +71,46 @@ def test_landscape_engines_agree_on_cuda(embedded_raw):
     start = {k: v.clone() for k, v in model.state_dict().items()}
     end = {k: (v + 0.01 * torch.randn_like(v)) if v.is_floating_point() else v for k, v in start.items()}
     xy = (ds["train"].x.cuda(), ds["train"].y.cuda())
-    alphas = np.linspace(0, 1, 5)
-    loop = lossland.interpolate(model, start, end, alphas, xy, engine="loop")
-    vmap = lossland.interpolate(model, start, end, alphas, xy, engine="vmap")
-    auto = lossland.interpolate(model, start, end, alphas, xy)
-    assert np.allclose(loop["loss"], vmap["loss"], atol=1e-5) and np.allclose(loop["loss"], auto["loss"], atol=1e-5)
+    alphas = np.linspace(-0.5, 1.5, 7)
+    opts = dict(bn=bn, batch_size=100)  # three batches, the last one short
+    loop = lossland.interpolate(model, start, end, alphas, xy, engine="loop", **opts)
+    for engine in ("vmap", "graph", "auto"):
+        other = lossland.interpolate(model, start, end, alphas, xy, engine=engine, **opts)
+        assert np.allclose(loop["loss"], other["loss"], rtol=1e-5, atol=1e-6), engine
+        assert np.allclose(loop["accuracy"], other["accuracy"]), engine
+    assert torch.equal(model.state_dict()["features.0.weight"], start["features.0.weight"])
+    # the per-input extras of the functional distance, replayed with the graph
+    fd_loop = lossland.functional_distance(model, start, end, alphas, xy, engine="loop", **opts)
+    fd_graph = lossland.functional_distance(model, start, end, alphas, xy, engine="graph", **opts)
+    assert np.allclose(fd_loop["functional_distance"], fd_graph["functional_distance"], atol=1e-6)
+    assert fd_graph["functional_distance"].iloc[0] > 0
+
+
+class _ReadsBack(torch.nn.Module):
+    """A model that reads a value back to the host in its forward: not capturable."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(12, 3)
+
+    def forward(self, x):
+        h = self.lin(x.flatten(1))
+        return h * 2 if h.abs().max().item() > 1e6 else h
+
+
+def test_landscape_graph_falls_back_for_a_model_that_syncs():
+    import numpy as np
+
+    import lossland
+
+    model = _ReadsBack().cuda()
+    x, y = torch.randn(64, 3, 2, 2, device="cuda"), torch.randint(0, 3, (64,), device="cuda")
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    end = {k: v + 0.1 for k, v in start.items()}
+    alphas = np.linspace(0, 1, 6)
+    loop = lossland.interpolate(model, start, end, alphas, (x, y), engine="loop")
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
+        auto = lossland.interpolate(model, start, end, alphas, (x, y))
+    assert np.allclose(loop["loss"], auto["loss"], rtol=1e-6)
+    with pytest.raises(RuntimeError):
+        lossland.interpolate(model, start, end, alphas, (x, y), engine="graph")

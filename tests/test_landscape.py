@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -285,10 +286,35 @@ def test_bn_recompute_gives_train_mode_statistics(pair, data):
     assert torch.equal(model.state_dict()[bns[0][0] + ".running_mean"], s[bns[0][0] + ".running_mean"])
 
 
+def test_bn_recompute_over_batches_equals_momentum_none(pair, data):
+    """Several batches: the equal-weight average of torch's momentum=None."""
+    model, s, _ = pair
+    x, _ = data
+    ref = copy.deepcopy(model)
+    ref.load_state_dict(s)
+    bns = [m for m in ref.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    with torch.no_grad():
+        ref.train()
+        for chunk in x.split(len(x) // 3):
+            ref(chunk)
+    model.load_state_dict(s)
+    lossland.recompute_bn(model, data, batch_size=len(x) // 3)
+    got = dict(model.named_buffers())
+    for k, v in ref.named_buffers():
+        if "running" in k:
+            assert torch.allclose(got[k], v, rtol=1e-6, atol=1e-7), k
+            assert not torch.allclose(got[k], s[k]), k
+
+
 def test_bad_arguments(pair, data):
     model, s, e = pair
     with pytest.raises(ValueError, match="engine"):
         lossland.interpolate(model, s, e, [0.0], data, engine="fast")
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        lossland.interpolate(model, s, e, [0.0], data, engine="graph")
     with pytest.raises(ValueError, match="bn"):
         lossland.interpolate(model, s, e, [0.0], data, bn="train")
     with pytest.raises(ValueError, match="normalization"):
