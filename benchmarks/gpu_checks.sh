@@ -38,7 +38,7 @@ from lossland.io import read_provenance
 files = sorted(glob.glob(".gpu-landscape/results/landscape/**/*.parquet", recursive=True))
 print(len(files), "landscape tables; devices:",
       dict(collections.Counter(read_provenance(f).get("device") for f in files)))
-t = pd.read_parquet(".gpu-landscape/results/tables/landscape_random.parquet")
+t = pd.read_parquet(".gpu-landscape/results/tables/landscape_random_plane.parquet")
 print(t.groupby(["split"])["loss"].describe().to_string())
 PY
   cp .gpu-landscape/results/figures/*.png "$out/" 2>/dev/null

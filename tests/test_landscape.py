@@ -344,6 +344,44 @@ def test_folded_batchnorm_equals_model(pair, data, arch):
         assert np.allclose(on.accuracy, off.accuracy), bn
 
 
+@pytest.mark.parametrize("arch", ["nin", "mlp"])
+def test_plane_with_constant_batchnorm_uses_the_linear_fold(data, arch):
+    """Random directions leave every BN entry at the origin: the folded weights are then
+    linear in the coefficients (folded once), and equal the model's own at every point."""
+    model = _perturb_stats(_model(0, arch=arch), 0)
+    origin = {k: v.clone() for k, v in model.state_dict().items()}
+    dx, dy = lossland.random_direction(model, seed=1), lossland.random_direction(model, seed=2)
+    folded = L._folded(model)
+    pts = L._Points(origin, [dx, dy], torch.zeros(1, 2, dtype=torch.float64))
+    assert folded.linear_points(pts) is not None
+    xs = [-1.0, 0.3, 1.0]
+    on = lossland.surface(model, origin, dx, dy, xs, xs, data, engine="loop")
+    off = lossland.surface(model, origin, dx, dy, xs, xs, data, engine="loop", fuse=False)
+    assert np.allclose(on.loss, off.loss, rtol=1e-5, atol=1e-6)
+    assert np.allclose(on.accuracy, off.accuracy)
+    assert on.loss.std() > 0.01  # the points differ
+    # a direction that moves a BN scale: the fold is not linear, refolded at every point
+    bn_weight = next(k for k in origin if k.endswith("weight") and origin[k].dim() == 1)
+    dz = dict(dy, **{bn_weight: torch.ones_like(origin[bn_weight])})
+    assert folded.linear_points(L._Points(origin, [dx, dz], pts.coeffs)) is None
+    on = lossland.surface(model, origin, dx, dz, xs, xs, data, engine="loop")
+    off = lossland.surface(model, origin, dx, dz, xs, xs, data, engine="loop", fuse=False)
+    assert np.allclose(on.loss, off.loss, rtol=1e-5, atol=1e-6)
+
+
+def test_folded_copy_is_cached_until_the_structure_changes(pair, data):
+    model, s, e = pair
+    folded = L._folded(model)
+    assert L._folded(model) is folded
+    bn_name, bn = next((n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.eps = 0.5  # a setting, not a value: a new copy, folded with the new eps
+    refolded = L._folded(model)
+    assert refolded is not folded and refolded.eps[bn_name] == 0.5
+    on = lossland.interpolate(model, s, e, [0.0, 0.7], data, engine="loop")
+    off = lossland.interpolate(model, s, e, [0.0, 0.7], data, engine="loop", fuse=False)
+    assert np.allclose(on.loss, off.loss, rtol=1e-5, atol=1e-6)
+
+
 def test_fused_conv_relu_without_batchnorm(data):
     a, b = _model(0, batch_norm=False), _model(1, batch_norm=False)
     folded = L._folded(a)

@@ -49,7 +49,7 @@ Conventions
   rounding; tested to 1e-5). ``"auto"`` picks the loop on the CPU (measured
   4.7× faster there than vmap for NIN-¼ on 1000 CIFAR images, 2 cores: 3724 vs
   798 samples/s, ``benchmarks/surface_throughput.py``), the graph on CUDA from
-  4 points on (falling back to the loop, with a warning, for a model that
+  16 points on (falling back to the loop, with a warning, for a model that
   cannot be captured, e.g. one that reads values back to the host), and on
   other devices whichever of loop and vmap a short timing probe on the first
   data batch finds faster (cached per process, model and shape). The loop runs
@@ -66,6 +66,7 @@ import itertools
 import math
 import time
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -86,9 +87,10 @@ BN_MODES = ("stored", "recompute")
 NORMALIZATIONS = ("filter", "layer", "none")
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
 _PROBE_CACHE: dict[tuple, str] = {}
-# below this many points a CUDA graph's capture (two warm-up points and the capture)
-# costs more than it saves
-_GRAPH_MIN_POINTS = 4
+# below this many points a CUDA graph's capture costs more than it saves (measured on an
+# H200, NIN-¼ on 1000 images: loop and graph equal at 16 points, 304 and 297 points/s;
+# the graph ahead from 25 on, benchmarks/surface_throughput.py)
+_GRAPH_MIN_POINTS = 16
 
 
 # --------------------------------------------------------------------------- data
@@ -174,15 +176,37 @@ class _Points:
         keys = set().union(*(d.keys() for d in self.directions)) if self.directions else set()
         return [k for k in self.origin if k in keys and self.origin[k].is_floating_point()]
 
+    def writer(self, target: Mapping[str, torch.Tensor], keys: Sequence[str]) -> Callable[..., None]:
+        """``write(c)`` sets the tensors ``target[k]`` (in place) to the point with
+        coefficients ``c``: python floats, or a device tensor (read on the device,
+        as a CUDA graph needs). A few multi-tensor kernels per point, not one per tensor."""
+        targets = [target[k] for k in keys]
+        origin = [self.origin[k] for k in keys]
+        groups = []  # (direction, dtype, targets, direction tensors)
+        for j, d in enumerate(self.directions):
+            by_dtype: dict[torch.dtype, tuple[list, list]] = {}
+            for k in keys:
+                if k in d:
+                    ts, ds = by_dtype.setdefault(target[k].dtype, ([], []))
+                    ts.append(target[k])
+                    ds.append(d[k])
+            groups += [(j, dt, ts, ds) for dt, (ts, ds) in by_dtype.items()]
+
+        def write(c) -> None:
+            torch._foreach_copy_(targets, origin)
+            if isinstance(c, torch.Tensor):
+                cs = {dt: c.to(dt) for dt in {g[1] for g in groups}}
+                for j, dt, ts, ds in groups:
+                    torch._foreach_add_(ts, torch._foreach_mul(ds, cs[dt][j]))
+            else:
+                for j, _, ts, ds in groups:
+                    if c[j] != 0.0:
+                        torch._foreach_add_(ts, ds, alpha=c[j])
+        return write
+
     def load(self, target: Mapping[str, torch.Tensor], p: int, keys: Sequence[str]) -> None:
         """Write point ``p`` into the tensors ``target[k]`` (in place)."""
-        c = self.coeffs[p].tolist()
-        for k in keys:
-            t = target[k]
-            t.copy_(self.origin[k])
-            for ci, d in zip(c, self.directions):
-                if ci != 0.0 and k in d:
-                    t.add_(d[k], alpha=ci)
+        self.writer(target, keys)(self.coeffs[p].tolist())
 
     def stacked(self, ps: Sequence[int], keys: Sequence[str]) -> dict[str, torch.Tensor]:
         """``{k: tensor (len(ps), *shape)}`` of the points ``ps``."""
@@ -285,6 +309,33 @@ class _FoldedBN:
             self.target[f"{layer}.weight"].copy_(w)
             self.target[f"{layer}.bias"].copy_(b)
 
+    @torch.no_grad()
+    def linear_points(self, pts: _Points) -> "_Points | None":
+        """``pts`` in this copy's own state, where no BatchNorm entry moves (statistics,
+        scale and shift all constant along every direction, as for Li et al.'s random
+        and PCA planes): the fold is then linear in the coefficients, ``W·s`` and
+        ``(b − μ)·s + β`` with a constant ``s = γ/σ``, so the origin is folded once, each
+        direction scaled by ``s`` once, and a point is written straight into the copy
+        with no refold. ``None`` where a BatchNorm entry moves."""
+        bn_keys = {f"{bn}.{n}" for _, bn, _ in self.pairs
+                   for n in ("running_mean", "running_var", "weight", "bias")}
+        moving = [d[k].reshape(-1) for d in pts.directions for k in bn_keys if k in d]
+        if moving and bool(torch.cat(moving).any()):  # one read-back, not one per tensor
+            return None
+        self.update(pts.origin)
+        origin = {k: v.clone() for k, v in self.target.items()}
+        scale = {}
+        for layer, bn, _ in self.pairs:
+            o = pts.origin
+            s = torch.rsqrt(o[f"{bn}.running_var"] + self.eps[bn])
+            if f"{bn}.weight" in o:
+                s = s * o[f"{bn}.weight"]
+            scale[f"{layer}.weight"] = s.view(-1, *([1] * (o[f"{layer}.weight"].dim() - 1)))
+            scale[f"{layer}.bias"] = s
+        directions = [{k: d[k] * scale[k] if k in scale else d[k] for k in self.target if k in d}
+                      for d in pts.directions]
+        return _Points(origin, directions, pts.coeffs)
+
 
 class _Conv2dReLU(nn.Conv2d):
     """``relu(conv2d(x))`` in one oneDNN kernel (``mkldnn._convolution_pointwise``,
@@ -323,8 +374,31 @@ def _fuse_conv_relu(gm) -> int:
     return count
 
 
+def _structure(model: nn.Module) -> tuple:
+    """What the folded copy depends on besides the values: modules (type and settings)
+    and the state's names, shapes, dtypes, devices and strides (memory format)."""
+    return (tuple((n, type(m), m.extra_repr()) for n, m in model.named_modules()),
+            tuple((k, tuple(v.shape), v.dtype, v.device, v.stride()) for k, v in model.state_dict().items()))
+
+
+# one folded copy per model, rebuilt when its structure changes: tracing and copying
+# cost milliseconds per call, more than a point on a GPU
+_FOLD_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
 def _folded(model: nn.Module) -> "_FoldedBN | None":
-    """The BN-folded copy of ``model``, or ``None`` where there is nothing to fold or fx cannot trace it."""
+    """The BN-folded copy of ``model``, or ``None`` where there is nothing to fold or fx
+    cannot trace it (cached per model while its structure stays the same)."""
+    structure = _structure(model)
+    hit = _FOLD_CACHE.get(model)
+    if hit is not None and hit[0] == structure:
+        return hit[1]
+    f = _build_folded(model)
+    _FOLD_CACHE[model] = (structure, f)
+    return f
+
+
+def _build_folded(model: nn.Module) -> "_FoldedBN | None":
     try:
         f = _FoldedBN(model)
     except Exception:  # noqa: BLE001 - untraceable models run as they are
@@ -348,14 +422,12 @@ def _loss_acc_reducer(loss_fn: LossFn) -> Reducer:
     return reduce
 
 
-def _point_value(model, sd, batches, reducer, extras, bns, folded) -> torch.Tensor:
-    """The reducer summed over the batches at the point loaded in ``sd`` (the model's state)."""
+def _point_value(model, net, sd, batches, reducer, extras, bns, refold) -> torch.Tensor:
+    """The reducer summed over the batches at the point written into ``sd``."""
     if bns:
         _recompute_bn(model, bns, batches)
-    net = model
-    if folded is not None:
-        folded.update(sd)
-        net = folded.module
+    if refold is not None:
+        refold.update(sd)
     acc = None
     for i, (x, y) in enumerate(batches):
         r = reducer(net(x), y, *extras[i])
@@ -363,50 +435,69 @@ def _point_value(model, sd, batches, reducer, extras, bns, folded) -> torch.Tens
     return acc
 
 
-def _run_loop(model, pts: _Points, ps, batches, reducer, extras, bns, folded=None) -> torch.Tensor:
+def _setup(model, pts: _Points, bns, folded):
+    """``(net, state, points, refold)`` for the loop and graph engines: the network that
+    runs, the state a point is written into, the points in that state's terms, and the
+    folded copy to refold from ``state`` at every point (``None``: no refold)."""
     sd = model.state_dict()
-    keys = pts.varying
+    if folded is None:
+        return model, sd, pts, None
+    if not bns:
+        lin = folded.linear_points(pts)
+        if lin is not None:
+            return folded.module, folded.target, lin, None
+    return folded.module, sd, pts, folded
+
+
+def _run_loop(model, pts: _Points, ps, batches, reducer, extras, bns, folded=None) -> torch.Tensor:
+    net, sd, pts, refold = _setup(model, pts, bns, folded)
+    write = pts.writer(sd, pts.varying)
     out = []
     for p in ps:
-        pts.load(sd, p, keys)
-        out.append(_point_value(model, sd, batches, reducer, extras, bns, folded))
+        write(pts.coeffs[p].tolist())
+        out.append(_point_value(model, net, sd, batches, reducer, extras, bns, refold))
     return torch.stack(out)
 
 
 def _run_graph(model, pts: _Points, ps, batches, reducer, extras, bns, folded=None) -> torch.Tensor:
     """The loop engine with one point's whole work (writing its weights, BN statistics,
     folding, the forward over every batch, the reduction) captured once as a CUDA graph
-    and replayed per point: three launches per point instead of several hundred, no
-    host round trip. The point's coefficients are read from a device tensor."""
+    and replayed per point: three launches per point instead of hundreds, no host round
+    trip. The point's coefficients are read from a device tensor. The first point runs
+    eagerly on the capture stream as the warm-up (cuDNN/cuBLAS handles and workspaces);
+    the capture then records while the GPU still works on it (no synchronisation, and no
+    emptying of the allocator's cache as ``torch.cuda.graph`` does)."""
+    ps = list(ps)
     device = batches[0][0].device
-    sd = model.state_dict()
+    net, sd, pts, refold = _setup(model, pts, bns, folded)
     coeffs = pts.coeffs.to(device)
-    c_static = torch.zeros(coeffs.shape[1], dtype=coeffs.dtype, device=device)
-    plan = [(sd[k], pts.origin[k], [(j, d[k]) for j, d in enumerate(pts.directions) if k in d])
-            for k in pts.varying]
+    c_static = coeffs[ps[0]].clone()
+    write = pts.writer(sd, pts.varying)
 
     def body() -> torch.Tensor:
-        c = {}
-        for t, origin, dirs in plan:
-            if t.dtype not in c:
-                c[t.dtype] = c_static.to(t.dtype)
-            t.copy_(origin)
-            for j, d in dirs:
-                t.addcmul_(d, c[t.dtype][j])
-        return _point_value(model, sd, batches, reducer, extras, bns, folded)
+        write(c_static)
+        return _point_value(model, net, sd, batches, reducer, extras, bns, refold)
 
-    # warm-up on a side stream (cuDNN/cuBLAS handles and workspaces), then the capture
     stream = torch.cuda.Stream(device)
     stream.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(stream):
-        for _ in range(2):
-            body()
-    torch.cuda.current_stream(device).wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_out = body()
-    out = torch.empty(len(ps), *static_out.shape, dtype=static_out.dtype, device=device)
-    for i, p in enumerate(ps):
+    with torch.cuda.stream(stream):
+        first = body()
+        if len(ps) > 1:
+            graph.capture_begin()
+            try:
+                static_out = body()
+            except BaseException:
+                try:
+                    graph.capture_end()
+                except RuntimeError:
+                    pass
+                raise
+            graph.capture_end()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    out = torch.empty(len(ps), *first.shape, dtype=first.dtype, device=device)
+    out[0].copy_(first)
+    for i, p in enumerate(ps[1:], 1):
         c_static.copy_(coeffs[p])
         graph.replay()
         out[i].copy_(static_out)
