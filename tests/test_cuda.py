@@ -71,7 +71,7 @@ def test_landscape_engines_agree_on_cuda(embedded_raw, bn):
     start = {k: v.clone() for k, v in model.state_dict().items()}
     end = {k: (v + 0.01 * torch.randn_like(v)) if v.is_floating_point() else v for k, v in start.items()}
     xy = (ds["train"].x.cuda(), ds["train"].y.cuda())
-    alphas = np.linspace(-0.5, 1.5, 17)  # auto chooses the graph from 16 points on
+    alphas = np.linspace(-0.5, 1.5, 26)  # auto chooses the graph from 25 points on
     opts = dict(bn=bn, batch_size=100)  # three batches, the last one short
     loop = lossland.interpolate(model, start, end, alphas, xy, engine="loop", **opts)
     for engine in ("vmap", "graph", "auto"):
@@ -114,7 +114,7 @@ def test_landscape_graph_falls_back_for_a_model_that_syncs():
     x, y = torch.randn(64, 3, 2, 2, device="cuda"), torch.randint(0, 3, (64,), device="cuda")
     start = {k: v.clone() for k, v in model.state_dict().items()}
     end = {k: v + 0.1 for k, v in start.items()}
-    alphas = np.linspace(0, 1, 20)  # enough points for auto to choose the graph
+    alphas = np.linspace(0, 1, 30)  # enough points for auto to choose the graph
     loop = lossland.interpolate(model, start, end, alphas, (x, y), engine="loop")
     with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
         auto = lossland.interpolate(model, start, end, alphas, (x, y))

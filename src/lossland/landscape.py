@@ -49,7 +49,7 @@ Conventions
   rounding; tested to 1e-5). ``"auto"`` picks the loop on the CPU (measured
   4.7× faster there than vmap for NIN-¼ on 1000 CIFAR images, 2 cores: 3724 vs
   798 samples/s, ``benchmarks/surface_throughput.py``), the graph on CUDA from
-  16 points on (falling back to the loop, with a warning, for a model that
+  25 points on (falling back to the loop, with a warning, for a model that
   cannot be captured, e.g. one that reads values back to the host), and on
   other devices whichever of loop and vmap a short timing probe on the first
   data batch finds faster (cached per process, model and shape). The loop runs
@@ -87,10 +87,11 @@ BN_MODES = ("stored", "recompute")
 NORMALIZATIONS = ("filter", "layer", "none")
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
 _PROBE_CACHE: dict[tuple, str] = {}
-# below this many points a CUDA graph's capture costs more than it saves (measured on an
-# H200, NIN-¼ on 1000 images: loop and graph equal at 16 points, 304 and 297 points/s;
-# the graph ahead from 25 on, benchmarks/surface_throughput.py)
-_GRAPH_MIN_POINTS = 16
+# below this many points a CUDA graph's capture costs more than it saves. Measured on an
+# H200, NIN-¼, points/s graph ÷ loop: on 128 images (a workflow shard), 0.95 at 16 points,
+# 1.19 at 49, 1.09 at 121; on 1000 images, where the forward itself keeps the GPU busy,
+# 1.00–1.01 from 16 to 121 points
+_GRAPH_MIN_POINTS = 25
 
 
 # --------------------------------------------------------------------------- data
@@ -203,10 +204,6 @@ class _Points:
                     if c[j] != 0.0:
                         torch._foreach_add_(ts, ds, alpha=c[j])
         return write
-
-    def load(self, target: Mapping[str, torch.Tensor], p: int, keys: Sequence[str]) -> None:
-        """Write point ``p`` into the tensors ``target[k]`` (in place)."""
-        self.writer(target, keys)(self.coeffs[p].tolist())
 
     def stacked(self, ps: Sequence[int], keys: Sequence[str]) -> dict[str, torch.Tensor]:
         """``{k: tensor (len(ps), *shape)}`` of the points ``ps``."""
@@ -324,9 +321,8 @@ class _FoldedBN:
             return None
         self.update(pts.origin)
         origin = {k: v.clone() for k, v in self.target.items()}
-        scale = {}
+        scale, o = {}, pts.origin
         for layer, bn, _ in self.pairs:
-            o = pts.origin
             s = torch.rsqrt(o[f"{bn}.running_var"] + self.eps[bn])
             if f"{bn}.weight" in o:
                 s = s * o[f"{bn}.weight"]
@@ -514,8 +510,9 @@ def _run_vmap(model, pts: _Points, ps, batches, reducer, extras, bns) -> torch.T
         bn_keys = [n for n, m in model.named_modules() if m in bns]
         stat_keys = [f"{n}.{s}" for n in bn_keys for s in ("running_mean", "running_var")]
         stats = {k: [] for k in stat_keys}
+        write = pts.writer(sd, keys)
         for p in ps:
-            pts.load(sd, p, keys)
+            write(pts.coeffs[p].tolist())
             _recompute_bn(model, bns, batches)
             for k in stat_keys:
                 stats[k].append(sd[k].clone())
@@ -598,7 +595,6 @@ def _evaluate(model: nn.Module, pts: _Points, batches, reducer: Reducer, extras=
                 else:
                     engine = "loop" if device.type == "cpu" or n_points < 2 else \
                         _probe(model, pts, batches, reducer, extras, group, folded)
-                    explicit = False
             if engine == "graph":
                 try:
                     return _run_graph(model, pts, range(n_points), batches, reducer, extras, bns, folded).cpu()
