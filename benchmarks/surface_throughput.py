@@ -163,7 +163,7 @@ def main() -> None:
         chosen = {k: v for k, v in results.items() if keep(k)}
         return min(chosen.items(), key=lambda kv: kv[1]) if chosen else ((None, None, None), float("inf"))
 
-    (best_c, best_g, best_bs), t_eager = fastest(lambda k: k[0] != "folded" and not k[1])
+    (best_c, _, best_bs), t_eager = fastest(lambda k: k[0] != "folded" and not k[1])
     (graph_c, _, graph_bs), t_graphed = fastest(lambda k: k[0] != "folded" and k[1])
     (_, _, fold_bs), t_fold = fastest(lambda k: k[0] == "folded")
     rate_eager, rate_graphed, rate_fold = 1.0 / t_eager, 1.0 / t_graphed, 1.0 / t_fold
@@ -185,7 +185,7 @@ def main() -> None:
     print(f"ratio ours / eager forward-only limit: {rate_ours / rate_eager:.2f}")
     print(f"ratio ours / forward-only of the folded+fused copy: {rate_ours / rate_fold:.2f}")
     print("forward-only samples/s by (format, graphed, batch):",
-          ", ".join(f"{fmt(c) if c == 'folded' else 'cl' if c else 'nchw'}{'/graph' if g else ''}/{b}: {n / t:.0f}"
+          ", ".join(f"{'folded' if c == 'folded' else 'cl' if c else 'nchw'}{'/graph' if g else ''}/{b}: {n / t:.0f}"
                     for (c, g, b), t in results.items()))
     print(f"total {time.perf_counter() - t_start:.0f} s")
 
