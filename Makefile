@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (see README.md):
 #   make run    creates .venv, installs everything, runs the default study
 #   make test   creates .venv, installs everything, runs the tests
+#   make lint   ruff, snakefmt --check and snakemake --lint
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,13 +9,13 @@ STAMP := $(VENV)/.installed
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench report clean
+.PHONY: setup run test lint bench report clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[workflow,test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[workflow,test,lint]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -22,6 +23,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff (pyproject.toml [tool.ruff]), snakefmt (line length in [tool.snakefmt]) and Snakemake's own linter
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks tools workflow/scripts
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint --cores 1
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py

@@ -1,6 +1,7 @@
-# lossland: loss-landscape studies, end to end. See README.md.
+# lossland: loss-landscape studies, end to end. See README.md and docs/architecture.md.
 # This file only includes the rules; the logic lives in workflow/rules/*.smk,
 # the scripts in workflow/scripts/ and the maths in src/lossland/.
+
 
 # config.yaml is the default study; `--configfile config/paper.yaml` replaces it
 # (presets are complete configs, not overlays), `--config key=value` amends it.
@@ -15,12 +16,18 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/optimizers.smk"
-include: "workflow/rules/hessian.smk"
-include: "workflow/rules/landscape.smk"
+
+
+# one rules file per family of the registry (lossland.pipeline.families), in its order
+for _family in FAMILIES:
+
+    include: f"workflow/rules/{_family.NAME}.smk"
+
+
+include: "workflow/rules/figures.smk"
 
 
 rule all:
-    input:
-        all_targets(),
     default_target: True
+    input:
+        TARGETS,

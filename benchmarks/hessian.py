@@ -30,11 +30,10 @@ import platform
 import time
 
 import torch
+from _common import sync  # noqa: E402  (benchmarks/ is on sys.path)
 from torch import nn
 
 import lossland
-from _common import sync  # noqa: E402  (benchmarks/ is on sys.path)
-
 
 
 def timed(fn, device, repeats=1):
@@ -143,7 +142,8 @@ def main() -> None:
         t_ph, c_ph, ph_val = timed(lambda: ph_top(tol, max_iter), device, repeats=args.repeats)
         counter.reset()
         ph_top(tol, max_iter)
-        rows.append((f"top eigenvalue (PyHessian {label})", t_ours, t_ph, c_ours, c_ph, info["iterations"], counter.calls,
+        rows.append((f"top eigenvalue (PyHessian {label})", t_ours, t_ph, c_ours, c_ph, info["iterations"],
+                     counter.calls,
                      f"λ1 ref {ref:.6g}: lossland err {err:.1e}, "
                      f"pyhessian {ph_val:.6g} err {abs(ph_val - ref) / abs(ref):.1e}"))
 

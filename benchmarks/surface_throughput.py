@@ -34,13 +34,11 @@ import time
 
 import numpy as np
 import torch
+from _common import model_spec, sync  # noqa: E402  (benchmarks/ is on sys.path)
 
 import lossland
-from _common import model_spec, sync  # noqa: E402  (benchmarks/ is on sys.path)
-from lossland.evaluate import default_loss
+from lossland.evaluation import default_loss
 from lossland.runtime import configure, pick_device, resolve_channels_last
-
-
 
 
 def make_model(args, ds, device):
@@ -108,8 +106,8 @@ def main() -> None:
         limit_models[channels_last] = (m.to(memory_format=torch.channels_last), x.contiguous(
             memory_format=torch.channels_last)) if channels_last else (m, x)
     # the same forward with BN folded into the convs and conv+ReLU fused, as the loop engine runs it
-    from lossland.landscape import _folded
-    folded = _folded(limit_models[cl][0])
+    from lossland.fold import folded_copy
+    folded = folded_copy(limit_models[cl][0])
     if folded is not None:
         folded.update(limit_models[cl][0].state_dict())
         limit_models["folded"] = (folded.module, limit_models[cl][1])

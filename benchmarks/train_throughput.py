@@ -24,12 +24,10 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _common import model_spec, sync  # noqa: E402  (benchmarks/ is on sys.path)
 
 import lossland
-from _common import model_spec, sync  # noqa: E402  (benchmarks/ is on sys.path)
 from lossland.runtime import configure, pick_device, resolve_channels_last
-
-
 
 
 def make_model(args, ds, device, channels_last):
@@ -90,13 +88,7 @@ def bench_dataloader(args, raw_images, labels, mean, std, device, channels_last,
             F.cross_entropy(model(x), y).backward()
             opt.step()
 
-    epoch()
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(args.epochs):
-        epoch()
-    sync(device)
-    return args.epochs * len(labels) / (time.perf_counter() - t)
+    return _rate(epoch, args.epochs, len(labels), device)
 
 
 def bench_limit(args, ds, device, channels_last):
@@ -113,13 +105,18 @@ def bench_limit(args, ds, device, channels_last):
             F.cross_entropy(model(x), y).backward()
             opt.step()
 
+    return _rate(epoch, args.epochs, len(ds["train"]), device)
+
+
+def _rate(epoch, epochs: int, samples: int, device) -> float:
+    """Samples per second of ``epochs`` calls of ``epoch`` (after one warm-up call)."""
     epoch()
     sync(device)
     t = time.perf_counter()
-    for _ in range(args.epochs):
+    for _ in range(epochs):
         epoch()
     sync(device)
-    return args.epochs * len(ds["train"]) / (time.perf_counter() - t)
+    return epochs * samples / (time.perf_counter() - t)
 
 
 def main():
@@ -193,7 +190,7 @@ def measure(args, ds, images, labels, device):
 
 def _same_selection(raw, n):
     """Indices of the training images :func:`lossland.prepare` picks (same seed)."""
-    from lossland.data import _balanced_subset
+    from lossland.data.prepared import _balanced_subset
 
     return _balanced_subset(raw.splits["train"].labels, n, torch.Generator().manual_seed(0))
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lossland import data, runner, study
+from lossland import data
 from lossland.models import create_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -21,6 +21,8 @@ def test_batches_on_cuda_equal_batches_on_cpu():
 
 
 def _run(dataset, root):
+    from lossland.pipeline import runner
+    from lossland.pipeline.runs import TRAINING_DEFAULTS
     from lossland.runtime import configure
 
     device = torch.device("cuda")
@@ -30,7 +32,7 @@ def _run(dataset, root):
         "model_spec": {"arch": "nin", "width": 0.25, "dropout": 0.2},
         "optimizer": "sgdm", "optimizer_spec": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9},
         "init_seed": 0, "data_seed": 0,
-        "training": dict(study.TRAINING_DEFAULTS, epochs=2, batch_size=64, augment=True, checkpoint_epochs=[1]),
+        "training": dict(TRAINING_DEFAULTS, epochs=2, batch_size=64, augment=True, checkpoint_epochs=[1]),
     }
     init = create_model(spec["model_spec"], dataset.input_shape, dataset.num_classes, seed=0).state_dict()
     runner.execute_run(spec, dataset.to(device), init, device=device, progress=False,

@@ -4,9 +4,9 @@ import tarfile
 
 import pytest
 import torch
+from conftest import SHARED_ARCHIVE
 
 from lossland import data
-from conftest import SHARED_ARCHIVE, write_python_archive
 
 
 def _tar_members(path):

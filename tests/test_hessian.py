@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import lossland
-from lossland import linalg
-from lossland.evaluate import eval_mode
-from lossland.hessian import HessianOperator
+from lossland import curvature
+from lossland.curvature import HessianOperator
+from lossland.evaluation import eval_mode
 
 trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
 
@@ -220,7 +220,7 @@ def test_lanczos_matches_eigvalsh(small_net, small_dense):
 def test_lanczos_restarts_on_invariant_subspace():
     # diag(5, 5, 5, 1, ...): Krylov space from one vector has dim 2; k=3 needs restarts
     d = torch.tensor([5.0, 5.0, 5.0] + [1.0] * 7, dtype=torch.float64)
-    vals = linalg.lanczos_eigenvalues(lambda v: v * d, 10, k=3, tol=1e-12, dtype=torch.float64)
+    vals = curvature.lanczos_eigenvalues(lambda v: v * d, 10, k=3, tol=1e-12, dtype=torch.float64)
     torch.testing.assert_close(vals, torch.tensor([5.0, 5.0, 5.0], dtype=torch.float64))
 
 
@@ -282,16 +282,16 @@ def test_deflated_trace_is_unbiased_and_beats_hutchinson():
     a, exact = _spiked_matrix()
     mm = lambda v: v @ a  # noqa: E731
     kw = {"dtype": torch.float64}
-    defl = np.array([linalg.deflated_hutchinson(mm, 200, 40, lanczos_steps=15, seed=s, **kw).estimate
+    defl = np.array([curvature.deflated_hutchinson(mm, 200, 40, lanczos_steps=15, seed=s, **kw).estimate
                      for s in range(300)])
-    hutch = np.array([linalg.hutchinson(mm, 200, 40, seed=s, **kw).estimate for s in range(300)])
+    hutch = np.array([curvature.hutchinson(mm, 200, 40, seed=s, **kw).estimate for s in range(300)])
     # unbiased: the mean over 300 seeds within 4 standard errors of the trace
     assert abs(defl.mean() - exact) < 4 * defl.std() / np.sqrt(300)
     assert abs(hutch.mean() - exact) < 4 * hutch.std() / np.sqrt(300)
     # the outliers hold most of the variance: deflating them cuts the error several-fold
     assert defl.std() < hutch.std() / 4
     # the reported standard error matches the spread over seeds
-    se = np.mean([linalg.deflated_hutchinson(mm, 200, 40, lanczos_steps=15, seed=s, **kw).stderr
+    se = np.mean([curvature.deflated_hutchinson(mm, 200, 40, lanczos_steps=15, seed=s, **kw).stderr
                   for s in range(50)])
     assert 0.6 < se / defl.std() < 1.6
 
@@ -301,24 +301,24 @@ def test_deflated_trace_reuses_pilot_probes_without_bias():
     # probes, multiplied before projection, are re-deflated for the final basis by formula
     a, exact = _spiked_matrix()
     mm = lambda v: v @ a  # noqa: E731
-    runs = [linalg.deflated_hutchinson(mm, 200, 60, tol=1e-12, seed=s, dtype=torch.float64) for s in range(300)]
+    runs = [curvature.deflated_hutchinson(mm, 200, 60, tol=1e-12, seed=s, dtype=torch.float64) for s in range(300)]
     assert all(r.n_matvecs == 60 and r.n_probes == 30 for r in runs)
     est = np.array([r.estimate for r in runs])
     assert abs(est.mean() - exact) < 4 * est.std() / np.sqrt(300)
-    fixed = np.array([linalg.deflated_hutchinson(mm, 200, 60, lanczos_steps=30, seed=s, dtype=torch.float64).estimate
+    fixed = np.array([curvature.deflated_hutchinson(mm, 200, 60, lanczos_steps=30, seed=s, dtype=torch.float64).estimate
                       for s in range(300)])
     assert 0.7 < est.std() / fixed.std() < 1.4
 
 
 def test_deflated_trace_exact_when_krylov_space_is_everything():
     a, exact = _spiked_matrix(30)
-    est = linalg.deflated_hutchinson(lambda v: v @ a, 30, 80, lanczos_steps=40, dtype=torch.float64)
+    est = curvature.deflated_hutchinson(lambda v: v @ a, 30, 80, lanczos_steps=40, dtype=torch.float64)
     assert est.estimate == pytest.approx(exact, rel=1e-10)
     assert est.stderr == 0 and est.n_matvecs == 30 and est.method == "deflated"
     # rank-2 operator: span{v, Hv, H²v} holds its range, so the residual probes see zero
     u = torch.randn(50, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     low = u @ torch.diag(torch.tensor([3.0, -1.0], dtype=torch.float64)) @ u.T
-    est = linalg.deflated_hutchinson(lambda v: v @ low, 50, 10, lanczos_steps=3, dtype=torch.float64)
+    est = curvature.deflated_hutchinson(lambda v: v @ low, 50, 10, lanczos_steps=3, dtype=torch.float64)
     assert est.estimate == pytest.approx(float(low.trace()), rel=1e-9)
     assert est.stderr < 1e-9 * abs(est.estimate)
 
@@ -326,7 +326,7 @@ def test_deflated_trace_exact_when_krylov_space_is_everything():
 def test_trace_tolerance_stops_early():
     a, exact = _spiked_matrix()
     mm = lambda v: v @ a  # noqa: E731
-    for fn in (linalg.hutchinson, linalg.deflated_hutchinson):
+    for fn in (curvature.hutchinson, curvature.deflated_hutchinson):
         loose = fn(mm, 200, 5000, tol=0.1, seed=1, dtype=torch.float64)
         tight = fn(mm, 200, 5000, tol=0.03, seed=1, dtype=torch.float64)
         assert loose.stderr <= 0.1 * abs(loose.estimate)
@@ -334,12 +334,12 @@ def test_trace_tolerance_stops_early():
         assert loose.n_matvecs <= tight.n_matvecs < 5000
         assert abs(tight.estimate - exact) < 4 * tight.stderr
     # the deflated estimator reaches the tight tolerance with far fewer products
-    assert (linalg.deflated_hutchinson(mm, 200, 5000, tol=0.03, seed=1, dtype=torch.float64).n_matvecs
-            < linalg.hutchinson(mm, 200, 5000, tol=0.03, seed=1, dtype=torch.float64).n_matvecs / 4)
+    assert (curvature.deflated_hutchinson(mm, 200, 5000, tol=0.03, seed=1, dtype=torch.float64).n_matvecs
+            < curvature.hutchinson(mm, 200, 5000, tol=0.03, seed=1, dtype=torch.float64).n_matvecs / 4)
     with pytest.raises(ValueError, match="tol"):
-        linalg.hutchinson(mm, 200, 10, tol=0.0)
+        curvature.hutchinson(mm, 200, 10, tol=0.0)
     with pytest.raises(ValueError, match="lanczos_steps"):
-        linalg.deflated_hutchinson(mm, 200, 10, lanczos_steps=10)
+        curvature.deflated_hutchinson(mm, 200, 10, lanczos_steps=10)
 
 
 # --------------------------------------------------------------------------- SLQ
@@ -370,7 +370,7 @@ def test_spectral_density(small_net, small_dense):
 def test_slq_exact_with_full_lanczos():
     # n_steps = dim: Gauss quadrature is exact for the spectrum; every probe sees all eigenvalues
     d = torch.linspace(-1, 4, 12, dtype=torch.float64)
-    res = linalg.slq(lambda v: v * d, 12, n_probes=5, n_steps=12, dtype=torch.float64)
+    res = curvature.slq(lambda v: v * d, 12, n_probes=5, n_steps=12, dtype=torch.float64)
     for nodes in res.nodes:
         np.testing.assert_allclose(np.sort(nodes), d.numpy(), atol=1e-8)
     frac = float((d < 0).double().mean())
@@ -478,7 +478,7 @@ def test_agrees_with_pyhessian():
 def test_lanczos_no_ghost_eigenvalues():
     # long runs lose orthogonality without reorthogonalisation: converged values reappear
     d = torch.cat([torch.tensor([100.0, 50.0]), torch.linspace(0, 1, 198)]).double()
-    vals = linalg.lanczos_eigenvalues(lambda v: v * d, 200, k=3, tol=0.0, max_iter=120, dtype=torch.float64)
+    vals = curvature.lanczos_eigenvalues(lambda v: v * d, 200, k=3, tol=0.0, max_iter=120, dtype=torch.float64)
     torch.testing.assert_close(vals, torch.tensor([100.0, 50.0, 1.0], dtype=torch.float64), rtol=1e-3, atol=0)
 
 
@@ -532,3 +532,46 @@ def test_batchnorm_folding_gives_the_same_hessian(cls):
     assert not lossland.HessianOperator(model, data, train=True).folded_bn
     with pytest.raises(ValueError, match="fold_bn needs train=False"):
         lossland.HessianOperator(model, data, train=True, fold_bn=True)
+
+
+class _PaddedConvBNNet(nn.Module):
+    """Convs whose padding ``F.conv2d`` alone cannot apply: reflect padding, ``padding="same"``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect")
+        self.bn = nn.BatchNorm2d(3)
+        self.conv2 = nn.Conv2d(3, 2, 3, padding="same", bias=False)
+        self.bn2 = nn.BatchNorm2d(2)
+        self.out = nn.Linear(2 * 16, 3)
+
+    def forward(self, x):
+        x = torch.tanh(self.bn(self.conv(x)))
+        return self.out(torch.tanh(self.bn2(self.conv2(x))).flatten(1))
+
+
+def test_batchnorm_folding_keeps_the_layers_padding():
+    torch.manual_seed(0)
+    model = _PaddedConvBNNet().double()
+    with torch.no_grad():
+        for m in (model.bn, model.bn2):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.3, 3.0)
+    data = (torch.randn(12, 2, 4, 4, dtype=torch.float64), torch.randint(0, 3, (12,)))
+    folded = lossland.HessianOperator(model, data)
+    assert folded.folded_bn
+    torch.testing.assert_close(folded.dense(), lossland.HessianOperator(model, data, fold_bn=False).dense(),
+                               rtol=1e-9, atol=1e-11)
+
+
+def test_both_batchnorm_folds_find_the_same_pairs():
+    """The differentiable fold (curvature) and the folded copy (landscape) share one rule."""
+    from lossland.fold import FoldedCopy, _FoldedPair, fold_batchnorm
+
+    for model in (_ConvBNNet().eval(), _PaddedConvBNNet().eval()):
+        names = {id(m): n for n, m in model.named_modules()}
+        gm = fold_batchnorm(model)
+        pairs = [(names[id(m.layer)], names[id(m.bn)]) for m in gm.modules() if isinstance(m, _FoldedPair)]
+        assert pairs == FoldedCopy(model).pairs
+        assert pairs == ([("conv", "bn"), ("conv2", "bn2"), ("fc", "bn3")] if isinstance(model, _ConvBNNet)
+                         else [("conv", "bn"), ("conv2", "bn2")])

@@ -10,8 +10,12 @@ import pytest
 import torch
 
 import lossland
-from lossland import landscape as L
-from lossland.evaluate import default_loss, evaluate
+from lossland import state
+from lossland.evaluation import default_loss, evaluate
+from lossland.fold import folded_copy
+from lossland.landscape.batches import _materialize
+from lossland.landscape.engines import _loss_acc_reducer, _probe
+from lossland.landscape.points import _Points
 
 
 def _model(seed=0, batch_norm=True, arch="nin"):
@@ -60,8 +64,8 @@ def test_interpolate_endpoints_equal_evaluate(pair, data, engine):
     model.train()
     df = lossland.interpolate(model, s, e, [0.0, 1.0, 0.5, 2.0, -0.5], data, engine=engine, batch_size=40)
     assert list(df.columns) == ["alpha", "loss", "accuracy"]
-    for row, state in ((0, s), (1, e), (2, _lerp(s, e, 0.5)), (3, _lerp(s, e, 2.0))):
-        ref = _eval_at(model, state, data)
+    for row, point in ((0, s), (1, e), (2, _lerp(s, e, 0.5)), (3, _lerp(s, e, 2.0))):
+        ref = _eval_at(model, point, data)
         assert df.loss[row] == pytest.approx(ref["loss"], rel=1e-5, abs=1e-6)
         assert df.accuracy[row] == pytest.approx(ref["accuracy"])
     # the model is left as it was: weights, buffers, mode
@@ -229,9 +233,9 @@ def test_vmap_engine_equals_loop_engine(pair, data, bn):
     f_vm = lossland.functional_distance(model, s, e, [0.3, 1.2], data, engine="vmap")
     assert np.allclose(f_loop.functional_distance, f_vm.functional_distance, rtol=1e-5, atol=1e-6)
     assert np.allclose(f_loop.disagreement, f_vm.disagreement)
-    assert L._probe(model, L._Points(s, [dx], torch.zeros(2, 1, dtype=torch.float64)),
-                    L._materialize(data, torch.device("cpu"), False, 32),
-                    L._loss_acc_reducer(default_loss), [()] * 3, 2) in ("loop", "vmap")
+    assert _probe(model, _Points(s, [dx], torch.zeros(2, 1, dtype=torch.float64)),
+                  _materialize(data, torch.device("cpu"), False, 32),
+                  _loss_acc_reducer(default_loss), [()] * 3, 2) in ("loop", "vmap")
 
 
 def test_pca_reproduces_planar_trajectory():
@@ -330,7 +334,7 @@ def test_folded_batchnorm_equals_model(pair, data, arch):
         model = _perturb_stats(_model(0, arch="mlp"), 0)
         s = {k: v.clone() for k, v in model.state_dict().items()}
         e = {k: v.clone() for k, v in _perturb_stats(_model(1, arch="mlp"), 1).state_dict().items()}
-    folded = L._folded(model)
+    folded = folded_copy(model)
     n_bn = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     assert folded is not None and len(folded.pairs) == n_bn > 0
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.module.modules())
@@ -351,9 +355,8 @@ def test_plane_with_constant_batchnorm_uses_the_linear_fold(data, arch):
     model = _perturb_stats(_model(0, arch=arch), 0)
     origin = {k: v.clone() for k, v in model.state_dict().items()}
     dx, dy = lossland.random_direction(model, seed=1), lossland.random_direction(model, seed=2)
-    folded = L._folded(model)
-    pts = L._Points(origin, [dx, dy], torch.zeros(1, 2, dtype=torch.float64))
-    assert folded.linear_points(pts) is not None
+    folded = folded_copy(model)
+    assert folded.linear_fold(origin, [dx, dy]) is not None
     xs = [-1.0, 0.3, 1.0]
     on = lossland.surface(model, origin, dx, dy, xs, xs, data, engine="loop")
     off = lossland.surface(model, origin, dx, dy, xs, xs, data, engine="loop", fuse=False)
@@ -363,7 +366,7 @@ def test_plane_with_constant_batchnorm_uses_the_linear_fold(data, arch):
     # a direction that moves a BN scale: the fold is not linear, refolded at every point
     bn_weight = next(k for k in origin if k.endswith("weight") and origin[k].dim() == 1)
     dz = dict(dy, **{bn_weight: torch.ones_like(origin[bn_weight])})
-    assert folded.linear_points(L._Points(origin, [dx, dz], pts.coeffs)) is None
+    assert folded.linear_fold(origin, [dx, dz]) is None
     on = lossland.surface(model, origin, dx, dz, xs, xs, data, engine="loop")
     off = lossland.surface(model, origin, dx, dz, xs, xs, data, engine="loop", fuse=False)
     assert np.allclose(on.loss, off.loss, rtol=1e-5, atol=1e-6)
@@ -371,11 +374,11 @@ def test_plane_with_constant_batchnorm_uses_the_linear_fold(data, arch):
 
 def test_folded_copy_is_cached_until_the_structure_changes(pair, data):
     model, s, e = pair
-    folded = L._folded(model)
-    assert L._folded(model) is folded
+    folded = folded_copy(model)
+    assert folded_copy(model) is folded
     bn_name, bn = next((n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d))
     bn.eps = 0.5  # a setting, not a value: a new copy, folded with the new eps
-    refolded = L._folded(model)
+    refolded = folded_copy(model)
     assert refolded is not folded and refolded.eps[bn_name] == 0.5
     on = lossland.interpolate(model, s, e, [0.0, 0.7], data, engine="loop")
     off = lossland.interpolate(model, s, e, [0.0, 0.7], data, engine="loop", fuse=False)
@@ -384,10 +387,56 @@ def test_folded_copy_is_cached_until_the_structure_changes(pair, data):
 
 def test_fused_conv_relu_without_batchnorm(data):
     a, b = _model(0, batch_norm=False), _model(1, batch_norm=False)
-    folded = L._folded(a)
+    folded = folded_copy(a)
     assert folded is not None and not folded.pairs and folded.relus > 0
     s, e = a.state_dict(), b.state_dict()
     on = lossland.interpolate(a, s, e, [0.0, 0.5, 1.0], data, engine="loop")
     off = lossland.interpolate(a, s, e, [0.0, 0.5, 1.0], data, engine="loop", fuse=False)
     assert np.allclose(on.loss, off.loss, rtol=1e-5, atol=1e-6)
     assert on.loss[2] == pytest.approx(evaluate(b, data)["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("bias,affine", [(False, True), (True, True), (True, False)])
+def test_fold_is_torch_fusion_arithmetic(bias, affine):
+    """The one fold formula is torch.nn.utils.fusion's, to the bit: the landscape engines'
+    folded copy gives the numbers it always gave."""
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+    from lossland.fold import fold
+
+    torch.manual_seed(0)
+    conv, bn = torch.nn.Conv2d(3, 4, 3, bias=bias), torch.nn.BatchNorm2d(4, eps=1e-3, affine=affine)
+    with torch.no_grad():
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.3, 3.0)
+        if affine:
+            bn.weight.normal_(1.0, 0.3)
+            bn.bias.normal_()
+    args = (conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias)
+    with torch.no_grad():
+        w, b = fold(*args)
+        tw, tb = fuse_conv_bn_weights(*args)
+    assert torch.equal(w, tw) and torch.equal(b, tb)
+
+
+def test_state_arithmetic(pair):
+    model, s, e = pair
+    names = state.float_param_names(model, s)
+    assert names == [n for n, _ in model.named_parameters()] == state.trainable_names(model)
+    d = state.diff(e, s)
+    assert set(d) == {k for k, v in s.items() if v.is_floating_point()}  # no integer buffers
+    exact = math.sqrt(sum(float((e[k].double() - s[k].double()).pow(2).sum()) for k in names))
+    assert state.distance(e, s, names) == exact  # float64, summed in the order of the names
+    assert state.norm(d, names) == pytest.approx(exact, rel=1e-6)
+    assert state.distance(e, s, []) == state.norm(d, []) == 0.0
+    flat = state.flatten(s[k] for k in names)
+    assert flat.numel() == sum(s[k].numel() for k in names)
+    back = state.unflatten(flat, s, names)
+    assert list(back) == names and all(torch.equal(back[k], s[k]) for k in names)
+    copy_ = state.copy_as(s, s)
+    assert all(torch.equal(copy_[k], s[k]) and copy_[k].data_ptr() != s[k].data_ptr() for k in s)
+    assert set(state.direction_as(s, s)) == set(d)
+    with pytest.raises(KeyError, match="missing"):
+        state.copy_as({k: v for k, v in s.items() if k != names[0]}, s)
+    with pytest.raises(KeyError, match="lacks"):
+        state.direction_as({"nope": torch.zeros(1)}, s)

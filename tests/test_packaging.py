@@ -1,10 +1,9 @@
 """The conda environment of the rules lists the same dependencies as pyproject.toml."""
 
 import re
+
 import tomllib
-
 import yaml
-
 from conftest import ROOT
 
 

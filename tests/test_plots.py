@@ -1,7 +1,216 @@
+"""lossland.plots: every figure from small synthetic tables with the workflow's columns, one
+colour per optimizer across figures, labelled axes, the resolver, saving, light imports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
+from matplotlib.colors import to_hex
 
-from lossland import plots
+from lossland.plots import family_modules, figure_function, hessian, im2016, landscape, save_figure, style
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+OPTIMIZERS = ["sgd", "sgd-x2", "sgdm", "adagrad", "rmsprop", "adadelta", "adam", "heun-sgd"]
+RUN_IDS = ("run", "dataset", "model", "optimizer", "algorithm", "lr", "seed")
+LR = {"sgd": 0.1, "sgd-x2": 0.2, "sgdm": 0.05, "adagrad": 0.01, "rmsprop": 0.001, "adadelta": 1.0, "adam": 0.001,
+      "heun-sgd": 0.2}
+
+
+# --------------------------------------------------------------------------- synthetic tables
+
+
+def _ids(model, opt, seed, lr=None):
+    lr = LR.get(opt, 0.1) if lr is None else lr
+    return dict(run=f"{model}_{opt}-lr{lr:g}_init{seed}", dataset="cifar10-small", model=model, optimizer=opt,
+                algorithm=opt, lr=lr, seed=seed)
+
+
+def metrics_table(optimizers=("sgd", "adam", "adadelta"), seeds=(0, 1), models=("nin",), epochs=4,
+                  diverge=(("adadelta", 1),)):
+    """Per-epoch metrics as results/tables/<study>_metrics.parquet (README "Per-epoch metrics columns")."""
+    rows = []
+    for m, model in enumerate(models):
+        for k, opt in enumerate(optimizers):
+            for seed in seeds:
+                bad = (opt, seed) in set(diverge)
+                for e in range(epochs + 1):
+                    gone = bad and e >= 2
+                    loss = np.inf if gone else 2.3 / (1 + 0.4 * e * (k + 1)) + 0.05 * seed + 0.1 * m
+                    acc = 0.1 if gone else min(0.1 + 0.15 * e * (1 + 0.2 * k), 0.99)
+                    rows.append(dict(**_ids(model, opt, seed), data_seed=0, phase=opt, epoch=e,
+                                     train_loss=loss, train_acc=acc, test_loss=loss * 1.1, test_acc=acc * 0.9,
+                                     val_loss=loss * 1.05, val_acc=acc * 0.95, train_batch_loss=loss,
+                                     grad_norm=1.0 / (e + 1), dist_from_init=np.nan if gone else 0.8 * e,
+                                     wall_time=1.5 * e, diverged=gone))
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # rows in any order
+
+
+def switch_metrics_table(pair=("sgd", "adam"), codes=("S", "A"), epochs=4, model="nin"):
+    """A switch study's metrics: both optimizers' own runs and every variant <first>k-<then>(E-k) both ways."""
+    df = metrics_table(optimizers=pair, seeds=(0,), models=(model,), epochs=epochs, diverge=())
+    rows = []
+    for (first, then), (cf, ct) in ((pair, codes), (pair[::-1], codes[::-1])):
+        for k in range(1, epochs):
+            name = f"{cf}{k}-{ct}{epochs - k}"
+            for e in range(epochs + 1):
+                rows.append(dict(**{**_ids(model, name, 0, 0.1), "algorithm": f"{first}->{then}"}, data_seed=0,
+                                 phase=first if e <= k else then, epoch=e, train_loss=2.0 / (1 + e),
+                                 train_acc=0.1 + 0.12 * e + 0.01 * k, test_loss=2.2 / (1 + e),
+                                 test_acc=0.1 + 0.1 * e + 0.01 * k, dist_from_init=0.7 * e + 0.1 * k, diverged=False))
+    return pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
+
+
+def hessian_tables(optimizers=("sgd", "adam"), seeds=(0,), epochs=(0, 2, 4), model="nin"):
+    """results/tables/hessian_summary.parquet and hessian_density.parquet (epoch 0 repeated under every run)."""
+    summary, density = [], []
+    grid = np.linspace(-2, 20, 40)
+    for k, opt in enumerate(optimizers):
+        for seed in seeds:
+            for e in epochs:
+                ids = dict(**_ids(model, opt, seed), epoch=e, split="train")
+                top = 5.0 + (e * (k + 1) if e else 0) + seed
+                summary.append(dict(**ids, loss=2.3 / (1 + e), accuracy=0.1 + 0.1 * e, trace=10 * top,
+                                    trace_stderr=0.5, method="deflated", top_eigenvalue=top,
+                                    bottom_eigenvalue=-0.5 / (1 + e), negative_fraction=0.3 / (1 + e * (k + 1)),
+                                    slq_trace=10 * top, epsilon_sharpness=2.0 + e * (k + 1) + seed, n_params=1000,
+                                    n_samples=64, seconds=1.0))
+                dens = np.exp(-0.5 * grid ** 2) / 3 + 0.02 * np.exp(-0.5 * (grid - top) ** 2)
+                density += [dict(**ids, eigenvalue=x, density=d) for x, d in zip(grid, dens)]
+    return pd.DataFrame(summary), pd.DataFrame(density)
+
+
+def _line_rows(kind, opt, seed, alphas, start, end, model="nin", **extra):
+    rows, k = [], 1 + OPTIMIZERS.index(opt) / 4 if opt in OPTIMIZERS else 1.0
+    for split in ("train", "test"):
+        for a in alphas:
+            rows.append(dict(kind=kind, **_ids(model, opt, seed), start=start, end=end, alpha=a, split=split,
+                             loss=0.3 * k + k * (a - 1) ** 2 + (0.1 if split == "test" else 0) + 0.05 * seed,
+                             accuracy=0.9 - 0.3 * k * (a - 1) ** 2 - (0.05 if split == "test" else 0), **extra))
+    return rows
+
+
+def landscape_tables(optimizers=("sgd", "adam", "adadelta"), seeds=(0, 1), model="nin"):
+    """Every results/tables/landscape_<kind>.parquet table a landscape figure reads (README columns)."""
+    alphas = np.linspace(0, 2, 11)
+    init_final = pd.DataFrame([r for o in optimizers for s in seeds
+                               for r in _line_rows("init_final", o, s, alphas, "init", _ids(model, o, s)["run"])])
+    distance = []
+    for o in optimizers:
+        for s in seeds:
+            run = _ids(model, o, s)["run"]
+            for r in _line_rows("distance", o, s, np.linspace(0, 1.5, 10), run, "init", init_distance=4.0 + s):
+                distance.append({**r, "distance": r["alpha"] * r["init_distance"]})
+    ff, bary = [], []
+    for s in seeds:
+        for i, a in enumerate(optimizers):
+            for b in optimizers[i + 1:]:
+                ra, rb = _ids(model, a, s)["run"], _ids(model, b, s)["run"]
+                pair = dict(dataset="cifar10-small", model=model, seed=s, run_a=ra, run_b=rb, optimizer_a=a,
+                            optimizer_b=b)
+                for split in ("train", "test"):
+                    for al in np.linspace(-0.5, 1.5, 9):
+                        ff.append(dict(kind="final_final", **pair, start=ra, end=rb, alpha=al, split=split,
+                                       loss=0.3 + (0.3 + 0.2 * i + 0.1 * len(b)) * np.sin(np.pi * np.clip(al, 0, 1))
+                                       + 0.1 * al ** 2 + (0.1 if split == "test" else 0),
+                                       accuracy=0.8 - 0.1 * np.sin(np.pi * np.clip(al, 0, 1)) * (1 + i),
+                                       functional_distance=(0.3 + 0.1 * i) * np.sin(np.pi * np.clip(al, 0, 1) / 2),
+                                       disagreement=(0.1 + 0.05 * i) * np.clip(al, 0, 1)))
+                    for x in np.linspace(-0.25, 1.25, 7):
+                        for y in np.linspace(-0.25, 1.25, 7):
+                            bary.append(dict(kind="barycentric", name=f"{ra}__{rb}", **pair, x=x, y=y,
+                                             w0=1 - x - y, w1=x, w2=y, split=split,
+                                             loss=0.3 + (x - 1) ** 2 * y ** 2 + (1 - x - y) ** 2 + 0.1 * x,
+                                             accuracy=0.5))
+    sw = []
+    labels = ["sgd only", "S1-A3", "S2-A2", "S3-A1"]
+    lines = [(labels[0], v) for v in labels[1:]] + [(a, b) for i, a in enumerate(labels[1:]) for b in labels[i + 2:]]
+    for i, (a, b) in enumerate(lines):
+        for split in ("train", "test"):
+            for al in np.linspace(0, 1, 7):
+                bump = np.sin(np.pi * al) * (0.2 + 0.15 * i)
+                sw.append(dict(kind="switching", dataset="cifar10-small", model=model, seed=0, first="sgd",
+                               then="adam", start=a, end=b, start_label=a, end_label=b, alpha=al, split=split,
+                               loss=0.3 + bump, accuracy=0.8 - 0.2 * bump))
+    corners = ",".join((list(optimizers) + ["rmsprop", "adagrad"])[:4])
+    bilinear = [dict(kind="bilinear", name=f"{model}_init{s}", dataset="cifar10-small", model=model, seed=s,
+                     corners=corners, x=x, y=y, split=split, loss=0.2 + x * (1 - x) + y * (1 - y) + 0.1 * x * y,
+                     accuracy=0.5)
+                for s in seeds for split in ("train", "test")
+                for x in np.linspace(-0.25, 1.25, 7) for y in np.linspace(-0.25, 1.25, 7)]
+
+    def plane(kind):
+        return pd.DataFrame([dict(kind=kind, name=_ids(model, o, s)["run"], **_ids(model, o, s), x=x, y=y,
+                                  split=split, loss=0.2 + x * x + 2 * y * y + 0.1 * k, accuracy=0.5)
+                             for k, o in enumerate(optimizers) for s in seeds[:1] for split in ("train", "test")
+                             for x in np.linspace(-1, 1, 7) for y in np.linspace(-1, 1, 7)])
+
+    traj = pd.DataFrame([dict(kind="pca", name=_ids(model, o, s)["run"], **_ids(model, o, s), step=e, epoch=e,
+                              x=0.9 * (4 - e) / 4, y=0.3 * np.sin(e), explained_variance_ratio_x=0.8,
+                              explained_variance_ratio_y=0.15)
+                         for o in optimizers for s in seeds[:1] for e in range(5)])
+    return {"init_final": init_final, "distance": pd.DataFrame(distance), "final_final": pd.DataFrame(ff),
+            "barycentric": pd.DataFrame(bary), "switching": pd.DataFrame(sw), "bilinear": pd.DataFrame(bilinear),
+            "random_plane": plane("random_plane"), "pca": plane("pca"), "pca_trajectory": traj}
+
+
+def figure_args():
+    """``{"<module>.<function>": (positional tables, extra kwargs)}`` for every public figure."""
+    summary, density = hessian_tables(seeds=(0, 1))
+    lt = landscape_tables()
+    rk2 = metrics_table(optimizers=("sgd", "sgd-x2", "heun-sgd", "adam"), seeds=(0,), diverge=())
+    inits = metrics_table(optimizers=("sgd",), seeds=(0,), diverge=(), models=("nin", "nin-nobn", "nin-n10"))
+    return {
+        "im2016.learning_curves": ((metrics_table(),), {}),
+        "im2016.optimizer_accuracy": ((metrics_table(models=("nin", "nin-nobn")),), {}),
+        "im2016.switching": ((switch_metrics_table(), [["sgd", "adam"], ["adam", "sgd"]]), {}),
+        "im2016.rk2_training": ((rk2,), {}),
+        "im2016.exotic_inits": ((inits,), {}),
+        "hessian.hessian_density": ((density,), {}),
+        "hessian.hessian_sharpness": ((summary,), {}),
+        "hessian.hessian_negative_fraction": ((summary,), {}),
+        "landscape.init_final_two_inits": ((lt["init_final"],), {}),
+        "landscape.beyond_final": ((lt["init_final"],), {}),
+        "landscape.interpolation_overview": ((lt["init_final"], lt["final_final"]), {}),
+        "landscape.distance_paths": ((lt["distance"],), {}),
+        "landscape.bilinear_planes": ((lt["bilinear"],), {}),
+        "landscape.optimizer_grid": ((lt["barycentric"], lt["final_final"]), {}),
+        "landscape.switching_interpolation": ((lt["switching"],), {}),
+        "landscape.random_planes": ((lt["random_plane"],), {}),
+        "landscape.pca_planes": ((lt["pca"], lt["pca_trajectory"]), {}),
+    }
+
+
+FAMILIES = {"im2016": im2016, "hessian": hessian, "landscape": landscape}
+ALL_FIGURES = [f"{name}.{f}" for name, module in FAMILIES.items() for f in module.FIGURE_FUNCTIONS]
+
+
+def _draw(name, optimizers=OPTIMIZERS):
+    args, kwargs = figure_args()[name]
+    return figure_function(name)(*args, **kwargs, optimizers=optimizers)
+
+
+def _legend_colors(fig) -> dict[str, str]:
+    out = {}
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        if leg is not None:
+            for handle, text in zip(leg.legend_handles, leg.get_texts()):
+                if handle is not None and hasattr(handle, "get_color") and handle.get_visible():
+                    out[text.get_text()] = to_hex(handle.get_color())
+    return out
+
+
+def _line_colors(fig) -> set[str]:
+    return {to_hex(line.get_color()) for ax in fig.axes for line in ax.get_lines() if len(line.get_xdata()) > 1}
+
+
+# --------------------------------------------------------------------------- today's helpers
 
 
 def _metrics():
@@ -15,27 +224,195 @@ def _metrics():
 
 
 def test_lr_labels_follow_their_runs_whatever_the_row_order():
-    df = plots.with_lr_label(_metrics())
+    df = im2016.with_lr_label(_metrics())
     assert set(df.loc[df["run"] == "a", "label"]) == {"adam (lr 0.001)"}
     assert set(df.loc[df["run"] == "b", "label"]) == {"sgd (lr 0.1)"}
 
 
 def test_final_rows_are_the_last_epoch_of_each_run():
-    last = plots.final_rows(_metrics())
+    last = im2016.final_rows(_metrics())
     assert sorted(last["run"]) == ["a", "b", "c"] and (last["epoch"] == 2).all()
 
 
 def test_switch_pairs_are_unordered_and_unique():
-    assert plots.switch_pairs([["sgd", "adam"], ["adam", "sgd"], ["sgd", "adadelta"]]) == [
+    assert im2016.switch_pairs([["sgd", "adam"], ["adam", "sgd"], ["sgd", "adadelta"]]) == [
         ("adam", "sgd"), ("adadelta", "sgd")]
 
 
 def test_figures_draw_every_run():
     df = _metrics()
-    for fig in (plots.optimizer_accuracy(df), plots.rk2_training(df), plots.exotic_inits(df)):
-        lines = [l for ax in fig.axes for l in ax.get_lines() if len(l.get_xdata())]
+    for fig in (im2016.optimizer_accuracy(df), im2016.rk2_training(df), im2016.exotic_inits(df)):
+        lines = [ln for ax in fig.axes for ln in ax.get_lines() if len(ln.get_xdata())]
         collections = [c for ax in fig.axes for c in ax.collections if len(c.get_offsets())]
         assert lines or collections
-    fig = plots.rk2_training(df)
-    assert np.allclose(sorted({tuple(l.get_ydata()) for l in fig.axes[0].get_lines() if len(l.get_ydata()) == 3})[0],
-                       [0.0, 0.1, 0.2])
+    fig = im2016.rk2_training(df)
+    assert np.allclose(sorted({tuple(ln.get_ydata()) for ln in fig.axes[0].get_lines()
+                               if len(ln.get_ydata()) == 3})[0], [0.0, 0.1, 0.2])
+
+
+# --------------------------------------------------------------------------- every figure
+
+
+@pytest.mark.parametrize("name", ALL_FIGURES)
+def test_every_figure_draws_from_workflow_tables(name):
+    fig = _draw(name)
+    drawn = [a for ax in fig.axes for a in (*ax.get_lines(), *ax.collections, *ax.images)]
+    assert fig.axes and drawn, name
+    fig.canvas.draw()  # renders without error (text, 3-D, colour bars)
+    assert _draw(name, optimizers=None).axes  # and without the config's optimizer list
+
+
+@pytest.mark.parametrize("name", ALL_FIGURES)
+def test_every_axis_is_labelled(name):
+    fig = _draw(name)
+    for ax in fig.axes:
+        if not ax.get_visible() or ax.get_label() == style.TEXT_ONLY:
+            continue
+        where = f"{name}: axes {ax.get_title()!r}"
+        if ax.get_label() == "<colorbar>" or getattr(ax, "_colorbar", None) is not None:
+            assert ax.get_ylabel() or ax.get_xlabel(), f"{where}: colour bar without a label"
+            continue
+        if ax.xaxis.get_visible():  # a twinx axis has no x axis of its own
+            assert ax.get_xlabel().strip(), f"{where}: no x label"
+            assert ax.get_title().strip(), f"{where}: no title"
+        if ax.yaxis.get_visible() and (len(ax.get_yticks()) or ax.xaxis.get_visible()):
+            assert ax.get_ylabel().strip(), f"{where}: no y label"
+        if hasattr(ax, "get_zlabel"):
+            assert ax.get_zlabel().strip(), f"{where}: no z label"
+
+
+def test_diverged_runs_end_in_a_cross_and_say_so():
+    fig = im2016.learning_curves(metrics_table(), optimizers=OPTIMIZERS)
+    assert "adadelta (diverged)" in _legend_colors(fig)
+    crosses = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert crosses and all(np.isfinite(ln.get_ydata()).all() for ln in crosses)
+    acc = im2016.optimizer_accuracy(metrics_table(), optimizers=OPTIMIZERS)
+    assert any(ln.get_marker() == "x" and np.allclose(ln.get_ydata(), 0) for ax in acc.axes for ln in ax.get_lines())
+
+
+# --------------------------------------------------------------------------- colours
+
+
+def test_optimizer_colors_follow_the_config_order_then_sorted_names():
+    got = style.optimizer_colors(["zeta", "adam", "sgd", "alpha"], ["sgd", "sgdm", "adam"])
+    pal = style.OPTIMIZER_PALETTE
+    assert got == {"zeta": pal[4], "adam": pal[2], "sgd": pal[0], "alpha": pal[3]}
+    assert list(got) == ["zeta", "adam", "sgd", "alpha"]
+    assert style.optimizer_colors(["b", "a"]) == {"b": pal[1], "a": pal[0]}
+    many = [f"opt{i:02d}" for i in range(30)]
+    colors = style.optimizer_colors(many, many)
+    assert len(set(colors.values())) == 30 and colors == style.optimizer_colors(many[::-1], many)
+
+
+def test_other_palettes_never_reuse_optimizer_colors():
+    taken = set(style.OPTIMIZER_PALETTE)
+    names = [f"x{i}" for i in range(8)]
+    order = names[:6]
+    others = [style.model_colors(names), style.pair_colors(names), style.epoch_colors(range(6)),
+              style.variant_colors(order, {v: v[:2] for v in order})]
+    for colors in others:
+        assert not set(colors.values()) & taken, colors
+
+
+def test_an_optimizer_has_one_colour_in_every_figure():
+    adam = style.optimizer_colors(["adam"], OPTIMIZERS)["adam"]
+    assert adam == style.OPTIMIZER_PALETTE[OPTIMIZERS.index("adam")]
+    summary, _ = hessian_tables(optimizers=("adam", "sgd"))
+    figs = {
+        "learning_curves": im2016.learning_curves(metrics_table(optimizers=("sgd", "sgdm", "adam")),
+                                                  optimizers=OPTIMIZERS),
+        "negative_fraction": hessian.hessian_negative_fraction(summary, optimizers=OPTIMIZERS),
+        "beyond_final": landscape.beyond_final(landscape_tables(optimizers=("adam", "adadelta"))["init_final"],
+                                               optimizers=OPTIMIZERS),
+        "switching": im2016.switching(switch_metrics_table(), [["sgd", "adam"]], optimizers=OPTIMIZERS),
+    }
+    for name, fig in figs.items():
+        assert _legend_colors(fig)["adam"] == adam, name
+        assert adam in _line_colors(fig), name
+    rk2 = im2016.rk2_training(metrics_table(optimizers=("sgd", "adam"), diverge=()), optimizers=OPTIMIZERS)
+    assert _legend_colors(rk2)["adam (lr 0.001)"] == adam
+    sharp = hessian.hessian_sharpness(summary, optimizers=OPTIMIZERS)
+    assert adam in {to_hex(ln.get_color()) for ax in sharp.axes for ln in ax.get_lines()}
+
+
+def test_switch_variants_and_models_get_their_own_palettes():
+    fig = im2016.switching(switch_metrics_table(), [["sgd", "adam"]], optimizers=OPTIMIZERS)
+    legend = _legend_colors(fig)
+    variants = {k: v for k, v in legend.items() if "-" in k and k[0] in "SA"}
+    assert len(variants) == 6 and not set(variants.values()) & set(style.OPTIMIZER_PALETTE)
+    fig = im2016.exotic_inits(metrics_table(optimizers=("sgd",), models=("nin", "nin-nobn"), diverge=()),
+                              optimizers=OPTIMIZERS)
+    assert {"nin", "nin-nobn"} <= set(_legend_colors(fig))
+    assert not _line_colors(fig) & set(style.OPTIMIZER_PALETTE)
+
+
+def test_figure_functions_leave_the_theme_alone(monkeypatch):
+    monkeypatch.setattr(style, "apply_theme", lambda: pytest.fail("a figure function re-applied the theme"))
+    import matplotlib
+
+    before = dict(matplotlib.rcParams)
+    _draw("im2016.learning_curves")
+    assert dict(matplotlib.rcParams) == before
+    assert matplotlib.rcParams["axes.grid"] and matplotlib.rcParams["pdf.fonttype"] == 42
+
+
+# --------------------------------------------------------------------------- resolver, saving, imports
+
+
+def test_figure_function_resolves_every_public_figure():
+    assert family_modules() == tuple(sorted(FAMILIES))
+    assert len(ALL_FIGURES) == 17 and set(figure_args()) == set(ALL_FIGURES)  # each is drawn by the tests above
+    for name in ALL_FIGURES:
+        module, function = name.split(".")
+        fn = figure_function(name)
+        assert callable(fn) and fn.__name__ == function and fn.__module__ == f"lossland.plots.{module}"
+    assert figure_function("landscape.pca_planes") is landscape.pca_planes
+    assert figure_function("hessian.hessian_density") is hessian.hessian_density
+
+
+@pytest.mark.parametrize("bad, says", [
+    ("im2016.nope", "im2016.optimizer_accuracy"),
+    ("nope.optimizer_accuracy", "hessian, im2016, landscape"),
+    ("optimizer_accuracy", "allowed modules"),
+    ("im2016.with_lr_label", "im2016.learning_curves"),
+    ("style.save_figure", "allowed modules"),
+])
+def test_figure_function_rejects_a_bad_name_helpfully(bad, says):
+    with pytest.raises(ValueError, match=says):
+        figure_function(bad)
+
+
+def test_save_figure_writes_png_and_pdf(tmp_path):
+    fig = _draw("landscape.random_planes")
+    png, pdf = tmp_path / "out" / "fig.png", tmp_path / "out" / "fig.pdf"
+    save_figure(fig, png, pdf)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
+    assert sorted(p.name for p in png.parent.iterdir()) == ["fig.pdf", "fig.png"]  # no temporary left
+    save_figure(_draw("im2016.learning_curves"), tmp_path / "only.png")
+    assert (tmp_path / "only.png").stat().st_size > 0 and not (tmp_path / "only.pdf").exists()
+
+
+def _imports_in_subprocess(code: str, *, stub_parent: bool) -> set[str]:
+    """The modules ``code`` leaves in sys.modules of a fresh interpreter; with ``stub_parent``
+    the ``lossland`` package is an empty stand-in (its ``__init__`` is not run)."""
+    stub = ("import sys, types; m = types.ModuleType('lossland'); m.__path__ = [%r]; sys.modules['lossland'] = m; "
+            % str(SRC / "lossland")) if stub_parent else "import sys; "
+    out = subprocess.run([sys.executable, "-c", stub + code + "; print('\\n'.join(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+    return set(out.stdout.split())
+
+
+ALL_MODULES = "import lossland.plots.style, lossland.plots.im2016, lossland.plots.hessian, lossland.plots.landscape"
+
+
+def test_the_plots_package_imports_no_torch_and_no_other_lossland_module():
+    mods = _imports_in_subprocess(ALL_MODULES, stub_parent=True)
+    assert "torch" not in mods and "seaborn" not in mods and "matplotlib.pyplot" not in mods
+    assert {m for m in mods if m.startswith("lossland.") and not m.startswith("lossland.plots")} == set()
+    light = _imports_in_subprocess("import lossland.plots", stub_parent=True)
+    assert not {"lossland.plots.im2016", "lossland.plots.hessian", "lossland.plots.landscape"} & light
+
+
+def test_importing_lossland_plots_does_not_import_torch():
+    mods = _imports_in_subprocess(ALL_MODULES, stub_parent=False)
+    assert "torch" not in mods and "seaborn" not in mods

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import lossland
-from lossland.spectra import SpectrumSettings, hessian_report
+from lossland.curvature import SpectrumSettings, hessian_report
 
 
 def test_hessian_report_agrees_with_the_dense_hessian():
@@ -33,20 +33,3 @@ def test_settings_from_config_name_unknown_keys():
     with pytest.raises(ValueError, match="unknown spectrum setting.*probes; allowed"):
         SpectrumSettings.from_config({"probes": 3})
 
-
-def test_init_rows_are_copied_to_every_run_of_that_init():
-    import pandas as pd
-
-    from lossland.spectra import expand_init_rows
-
-    frame = pd.DataFrame([
-        dict(run="", dataset="d", model="m", optimizer="", seed=0, epoch=0, trace=5.0),
-        dict(run="", dataset="d", model="m", optimizer="", seed=1, epoch=0, trace=6.0),
-        dict(run="a", dataset="d", model="m", optimizer="sgd", seed=0, epoch=2, trace=1.0),
-        dict(run="b", dataset="d", model="m", optimizer="adam", seed=0, epoch=2, trace=2.0),
-    ])
-    runs = [dict(run="a", dataset="d", model="m", optimizer="sgd", seed=0),
-            dict(run="b", dataset="d", model="m", optimizer="adam", seed=0)]
-    out = expand_init_rows(frame, runs)
-    assert out[["run", "epoch", "trace"]].values.tolist() == [["a", 0, 5.0], ["a", 2, 1.0], ["b", 0, 5.0], ["b", 2, 2.0]]
-    assert set(out.loc[out["run"] == "b", "optimizer"]) == {"adam"}

@@ -9,7 +9,7 @@ rebuild matches the committed file.
 import sys
 from pathlib import Path
 
-from lossland.data import build_embedded_archive, embedded_archive
+from lossland.data import build_embedded_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 source = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"

@@ -7,53 +7,34 @@ The public API a notebook user imports::
     model = lossland.create_model({"arch": "nin", "width": 0.25}, ds.input_shape, ds.num_classes)
     opt = lossland.make_optimizer(model.parameters(), {"algorithm": "sgd", "lr": 0.1})
     state = lossland.train(model, opt, ds.splits, lossland.TrainSettings(epochs=2))
+
+The names below, and the submodules (``lossland.landscape``, ...), are loaded on
+first use (PEP 562), so ``import lossland`` (and ``lossland.io``, ``lossland.plots``)
+does not import torch.
 """
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
-from .data import (  # noqa: E402
-    DeviceBatches,
-    PreparedDataset,
-    Split,
-    embedded_archive,
-    load_prepared,
-    prepare,
-    read_imagefolder,
-    read_python_archive,
-    read_source,
-    save_prepared,
-)
-from .evaluate import default_loss, evaluate  # noqa: E402
-from .hessian import (  # noqa: E402
-    HessianOperator,
-    SLQResult,
-    TraceEstimate,
-    epsilon_sharpness,
-    hessian,
-    hessian_slq,
-    hessian_trace,
-    hvp,
-    negative_eigenvalue_fraction,
-    spectral_density,
-    top_eigenvalues,
-)
-from .landscape import (  # noqa: E402
-    PCADirections,
-    barycentric_surface,
-    bilinear_surface,
-    distance_path,
-    evaluate_points,
-    functional_distance,
-    interpolate,
-    normalize_direction,
-    pca_directions,
-    random_direction,
-    recompute_bn,
-    surface,
-)
-from .models import build_model, count_parameters, create_model, init_weights  # noqa: E402
-from .optim import make_optimizer  # noqa: E402
-from .training import TrainSettings, TrainState, train  # noqa: E402
+# public name -> the module that defines it
+_SOURCES = {
+    **dict.fromkeys(("DeviceBatches", "PreparedDataset", "Split", "embedded_archive", "load_prepared", "prepare",
+                     "read_imagefolder", "read_python_archive", "read_source", "save_prepared"), "data"),
+    **dict.fromkeys(("default_loss", "evaluate"), "evaluation"),
+    **dict.fromkeys(("HessianOperator", "SLQResult", "TraceEstimate", "epsilon_sharpness", "hessian", "hessian_slq",
+                     "hessian_trace", "hvp", "negative_eigenvalue_fraction", "spectral_density", "top_eigenvalues"),
+                    "curvature"),
+    **dict.fromkeys(("PCADirections", "barycentric_surface", "bilinear_surface", "distance_path", "evaluate_points",
+                     "functional_distance", "interpolate", "normalize_direction", "pca_directions",
+                     "random_direction", "recompute_bn", "surface"), "landscape"),
+    **dict.fromkeys(("build_model", "count_parameters", "create_model", "init_weights"), "models"),
+    "make_optimizer": "optim",
+    **dict.fromkeys(("TrainSettings", "TrainState", "train"), "training"),
+}
 
 __all__ = [
     "__version__",
@@ -69,3 +50,18 @@ __all__ = [
     "make_optimizer",
     "TrainSettings", "TrainState", "train",
 ]
+
+
+def __getattr__(name: str):
+    source = _SOURCES.get(name)
+    if source is not None:
+        value = getattr(importlib.import_module(f".{source}", __name__), name)
+        globals()[name] = value  # once loaded, a plain attribute
+        return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f".{name}", __name__)  # a submodule: lossland.landscape, ...
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -6,26 +6,31 @@ folder and renamed into place only once complete, so an interrupted job never
 leaves a file that looks finished.
 
 This module knows no model: checkpoints are plain ``{name: tensor}`` dicts.
+It imports neither torch nor safetensors until a tensor is read or written, so
+table-only jobs (and :mod:`lossland.plots`) run without loading torch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
-from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:
+    import torch
 
 PROVENANCE_KEY = b"lossland.provenance"
 
@@ -97,11 +102,25 @@ def git_commit() -> str:
         return "unknown"
 
 
+@lru_cache(maxsize=1)
+def _torch_version() -> str:
+    """``torch.__version__`` without importing torch: read from torch's generated
+    ``torch/version.py``, which holds the local label (``+cu130``) that the installed
+    distribution's metadata lacks."""
+    if "torch" in sys.modules:
+        return str(sys.modules["torch"].__version__)
+    spec = importlib.util.find_spec("torch")
+    path = Path(spec.origin).with_name("version.py")
+    version = importlib.util.module_from_spec(importlib.util.spec_from_file_location("_lossland_torch_version", path))
+    version.__spec__.loader.exec_module(version)
+    return str(version.__version__)
+
+
 def provenance(params: Any = None, **extra: Any) -> dict[str, Any]:
     """Provenance record: hash of the defining params, package versions, git commit."""
-    from . import __version__
-
     import numpy
+
+    from . import __version__
 
     record = {
         "config_hash": config_hash(params) if params is not None else None,
@@ -109,7 +128,7 @@ def provenance(params: Any = None, **extra: Any) -> dict[str, Any]:
         "git_commit": git_commit(),
         "versions": {
             "lossland": __version__,
-            "torch": torch.__version__,
+            "torch": _torch_version(),
             "numpy": numpy.__version__,
             "pandas": pd.__version__,
             "pyarrow": pa.__version__,
@@ -154,31 +173,38 @@ def save_checkpoint(
     The sidecar is written first and the tensors last, so the presence of the
     ``.safetensors`` file means both are complete.
     """
-    contiguous = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     write_json(dict(meta), sidecar_path(path))
-    with atomic_path(path) as tmp:
-        save_file(contiguous, str(tmp), metadata={"lossland": "checkpoint"})
+    save_tensors(tensors, path, {"lossland": "checkpoint"})
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
+                    ) -> tuple[dict[str, torch.Tensor], dict]:
     """Load ``(tensors, sidecar)`` from :func:`save_checkpoint` output."""
-    tensors = load_file(str(path), device=str(device))
+    tensors = load_tensors(path, device)
     side = sidecar_path(path)
     meta = read_json(side) if side.exists() else {}
     return tensors, meta
 
 
-def save_tensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
+def save_tensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike,
+                 metadata: Mapping[str, str] | None = None) -> None:
+    """Save tensors (moved to the CPU, contiguous) as a safetensors file, atomically."""
+    from safetensors.torch import save_file
+
     contiguous = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(contiguous, str(tmp), metadata=dict(metadata or {}))
 
 
 def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
     return load_file(str(path), device=str(device))
 
 
 def torch_save_atomic(obj: Any, path: str | os.PathLike) -> None:
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 

@@ -1,12 +1,17 @@
-"""Device choice, threads and determinism for scripts and notebooks."""
+"""Device choice, threads and determinism for scripts and notebooks.
+
+torch is imported by the functions that need it, so that importing this module
+(as a table or figure job may) does not load it.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("lossland")
 
@@ -17,6 +22,8 @@ def pick_device(requested: str = "cpu") -> torch.device:
     A CUDA request on a machine without a visible GPU falls back to the CPU with
     a warning, so a GPU config still runs on a laptop.
     """
+    import torch
+
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
@@ -31,6 +38,8 @@ def configure(device: torch.device, threads: int | None = None, deterministic: b
     On CUDA this turns off cuDNN autotuning and asks for deterministic kernels
     (warning, not failing, where an op has none).
     """
+    import torch
+
     if threads:
         torch.set_num_threads(int(threads))
     if deterministic:
@@ -50,17 +59,3 @@ def resolve_channels_last(setting: str | bool, device: torch.device) -> bool:
         return device.type == "cpu"
     return bool(setting)
 
-
-def setup_logging(log_path: str | None = None) -> logging.Logger:
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if log_path:
-        os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        handlers=handlers, force=True)
-
-    def log_uncaught(exc_type, exc, tb):
-        log.error("failed: %s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb))
-
-    sys.excepthook = log_uncaught
-    return log

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from .data import DeviceBatches, Split, derive_seed
-from .evaluate import LossFn, default_loss, evaluate
-from .params import distance, parameter_names
+from .evaluation import LossFn, default_loss, evaluate
+from .state import distance, trainable_names
 
 
 @dataclass
@@ -108,7 +108,7 @@ def train(
     batches = DeviceBatches(train_split.x, train_split.y, settings.batch_size, settings.data_seed,
                             augment=settings.augment, drop_last=settings.drop_last,
                             channels_last=settings.channels_last)
-    names = parameter_names(model)
+    names = trainable_names(model)
     params = [p for p in model.parameters() if p.requires_grad]
     needs_closure = bool(getattr(optimizer, "needs_closure", False))
 

@@ -122,6 +122,7 @@ def test_workflow_writes_every_output(finished):
     assert (table[table["epoch"] == 0].groupby("run")["train_loss"].first().nunique()) == 1  # same init
     for name in FIGURES:
         assert (results / "figures" / f"{name}.png").stat().st_size > 10_000, name
+        assert (results / "figures" / f"{name}.pdf").stat().st_size > 1_000, name
     assert (results / "init" / "tiny" / "mlp_init0.safetensors").exists()
 
 
@@ -184,7 +185,7 @@ def test_changing_one_learning_rate_reruns_only_its_run_and_downstream(finished)
     out = dry_run(finished, edited(lambda c: c["optimizers"]["rmsprop"].update(lr=0.002)))
     assert planned_runs(out) == {"mlp_rmsprop-lr0.002_init0"}
     # rmsprop is a corner of the bilinear plane only (landscape.optimizers is [sgd, adam])
-    assert planned_jobs(out) == {"train_run": 1, "gather_study_metrics": 1, "plot_study_learning_curves": 1,
+    assert planned_jobs(out) == {"train_run": 1, "gather_study_metrics": 1, "plot_optimizer_study_learning_curves": 1,
                                  "gather_chosen_metrics": 1, "plot_fig4_optimizer_accuracy": 1,
                                  "landscape_shard": 2, "gather_landscape_surface": 1, "gather_landscape_table": 1,
                                  "plot_fig3_bilinear": 1, "all": 1}
@@ -196,7 +197,7 @@ def test_changing_the_second_optimizer_never_retrains_the_prefix(finished):
     print(out)  # the listing quoted in the closing note
     assert planned_runs(out) == {"mlp_S1-A1_init0"}
     assert "mlp_sgd-lr0.1_init0" not in out.split("Job stats:")[0]
-    assert planned_jobs(out) == {"train_run": 1, "gather_study_metrics": 1, "plot_study_learning_curves": 1,
+    assert planned_jobs(out) == {"train_run": 1, "gather_study_metrics": 1, "plot_switch_study_learning_curves": 1,
                                  "plot_fig7_switching": 1, "landscape_line": 1, "gather_landscape_table": 1,
                                  "plot_fig7_switching_interpolation": 1, "all": 1}
 

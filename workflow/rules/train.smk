@@ -1,19 +1,19 @@
-# Initial weights, training runs (plain and optimizer-switch) and the per-study metrics tables.
+# Initial weights and training runs (plain and optimizer-switch) of every family that trains.
 
 
 rule init_weights:
     """One file of initial weights per (data set, model, seed): every optimizer starts here."""
     input:
-        data_meta=f"{RESULTS}/data/{{dataset}}.json",
+        data_meta=paths.prepared_meta("{dataset}"),
     output:
-        f"{RESULTS}/init/{{dataset}}/{{model}}_init{{seed}}.safetensors",
+        paths.init_weights("{dataset}", "{model}", "{seed}"),
+    log:
+        paths.log("init_weights", "{dataset}/{model}_init{seed}"),
+    conda:
+        "../envs/lossland.yaml"
     params:
         model_spec=lambda wc: config["models"][wc.model],
         seed=lambda wc: int(wc.seed),
-    log:
-        f"{RESULTS}/logs/init_weights/{{dataset}}/{{model}}_init{{seed}}.log",
-    conda:
-        "../envs/lossland.yaml"
     script:
         "../scripts/init_weights.py"
 
@@ -27,55 +27,22 @@ rule train_run:
     params do not mention the second optimizer, so changing that never reruns it.
     """
     input:
-        unpack(train_inputs),
+        unpack(get_train_inputs),
     output:
-        metrics=f"{RESULTS}/runs/{{run}}/metrics.parquet",
-        final=f"{RESULTS}/runs/{{run}}/final.safetensors",
-        final_meta=f"{RESULTS}/runs/{{run}}/final.json",
-        checkpoints=directory(f"{RESULTS}/runs/{{run}}/checkpoints"),
-    params:
-        spec=run_spec,
+        metrics=paths.run_metrics("{run}"),
+        final=paths.run_final("{run}"),
+        final_meta=paths.run_final_meta("{run}"),
+        checkpoints=directory(paths.run_checkpoints("{run}")),
     log:
-        f"{RESULTS}/logs/train_run/{{run}}.log",
+        paths.log("train_run", "{run}"),
     benchmark:
-        f"{RESULTS}/benchmarks/train_run/{{run}}.tsv"
+        paths.benchmark("train_run", "{run}")
+    conda:
+        "../envs/lossland.yaml"
     threads: THREADS
     resources:
         **compute_resources(),
-    conda:
-        "../envs/lossland.yaml"
+    params:
+        spec=get_run_spec,
     script:
         "../scripts/train_run.py"
-
-
-rule gather_study_metrics:
-    """All runs of one study (every learning rate of the grids), per epoch, in one long table."""
-    input:
-        study_metrics,
-    output:
-        f"{RESULTS}/tables/{{study}}_metrics.parquet",
-    log:
-        f"{RESULTS}/logs/gather_study_metrics/{{study}}.log",
-    conda:
-        "../envs/lossland.yaml"
-    script:
-        "../scripts/gather_tables.py"
-
-
-rule plot_study_learning_curves:
-    """Learning curves of every run of a study (the chosen runs are in the figures)."""
-    input:
-        f"{RESULTS}/tables/{{study}}_metrics.parquet",
-    output:
-        report(
-            f"{RESULTS}/figures/{{study}}_learning_curves.png",
-            caption="../report/learning_curves.rst",
-            category="Training",
-            subcategory="{study}",
-        ),
-    log:
-        f"{RESULTS}/logs/plot_learning_curves/{{study}}.log",
-    conda:
-        "../envs/lossland.yaml"
-    script:
-        "../scripts/plot_learning_curves.py"

@@ -2,9 +2,9 @@
 
 from lossland import io
 from lossland.models import count_parameters, create_model
-from lossland.runtime import setup_logging
+from lossland.pipeline import jobs
 
-log = setup_logging(snakemake.log[0])
+log, _ = jobs.start(snakemake.log[0], compute=False)
 data_meta = io.read_json(snakemake.input.data_meta)
 spec, seed = snakemake.params.model_spec, snakemake.params.seed
 model = create_model(spec, data_meta["input_shape"], len(data_meta["classes"]), seed=seed)

@@ -6,24 +6,22 @@ import time
 from tqdm import tqdm
 
 from lossland import io
-from lossland import landscape_plan as lplan
 from lossland.data import load_prepared
-from lossland.runtime import configure, pick_device, setup_logging
+from lossland.pipeline import jobs
+from lossland.pipeline.families import landscape as lland
 
-log = setup_logging(snakemake.log[0])
-device = pick_device("cuda" if snakemake.resources.get("gpu", 0) else "cpu")
-configure(device, threads=snakemake.threads)
+log, device = jobs.start(snakemake.log[0], gpu=snakemake.resources.get("gpu", 0), threads=snakemake.threads)
 p = snakemake.params.p
 kind, job, settings = p["kind"], p["job"], p["settings"]
 shard, shards = int(snakemake.params.shard), int(snakemake.params.shards)
-model, states = lplan.load_states(snakemake.input, lplan.weight_refs(job), device)
-data = lplan.split_data(load_prepared(snakemake.input.data, device=device), settings)
-directions = lplan.load_directions(snakemake.input.directions, snakemake.input.trajectory, device) \
+model, states = lland.load_states(snakemake.input, lland.weight_refs(job), device)
+data = lland.split_data(load_prepared(snakemake.input.data, device=device), settings)
+directions = lland.load_directions(snakemake.input.directions, snakemake.input.trajectory, device) \
     if kind == "pca" else None
 start = time.perf_counter()
 with tqdm(total=len(data), desc=f"{kind} {job['name']} {shard + 1}/{shards}", file=sys.stderr,
           unit="split") as bar:
-    table = lplan.evaluate_job(kind, model, states, data, job, settings, shard=shard, shards=shards,
+    table = lland.evaluate_job(kind, model, states, data, job, settings, shard=shard, shards=shards,
                                directions=directions, progress=bar)
 io.write_parquet(table, snakemake.output[0],
                  io.provenance({"kind": kind, "job": job, "settings": settings, "shard": shard, "shards": shards},

@@ -1,9 +1,9 @@
 """Rule prepare_dataset: read a data set's source, write normalised tensors."""
 
 from lossland import data, io
-from lossland.runtime import setup_logging
+from lossland.pipeline import jobs
 
-log = setup_logging(snakemake.log[0])
+log, _ = jobs.start(snakemake.log[0], compute=False)
 spec = snakemake.params.spec
 raw = data.read_source(spec["source"], spec.get("path"), download=spec.get("download", False))
 prepared = data.prepare(

@@ -3,13 +3,11 @@ A switch run continues from its prefix run's checkpoint at the switch epoch."""
 
 from lossland import io
 from lossland.data import load_prepared
-from lossland.runner import execute_run, switch_start_from
-from lossland.runtime import configure, pick_device, setup_logging
+from lossland.pipeline import jobs
+from lossland.pipeline.runner import execute_run, switch_start_from
 
-log = setup_logging(snakemake.log[0])
+log, device = jobs.start(snakemake.log[0], gpu=snakemake.resources.get("gpu", 0), threads=snakemake.threads)
 spec = snakemake.params.spec
-device = pick_device("cuda" if snakemake.resources.get("gpu", 0) else "cpu")
-configure(device, threads=snakemake.threads)
 data = load_prepared(snakemake.input.data, device=device)
 init_state, _ = io.load_checkpoint(snakemake.input.init)
 switch_start = None

@@ -1,0 +1,75 @@
+"""Models by name (NIN, VGG, MLP) and initialisation schemes.
+
+NIN and VGG follow the CIFAR-10 implementations that im2016 used
+(``szagoruyko/cifar.torch``: ``nin.lua`` and ``vgg_bn_drop.lua``), with a width
+multiplier, a depth and batch normalisation switchable so that the default
+study can run narrow versions on a CPU. The MLP covers zhang2018's 1320-parameter
+net (108 inputs, three hidden layers of 10, one sigmoid output without bias).
+
+All models take ``N×C×H×W`` image tensors and return logits ``N×K`` (``N×1``
+for a binary head). One module an architecture (:mod:`.nin`, :mod:`.vgg`, :mod:`.mlp`, their
+shared conv block in :mod:`.blocks`), the initialisation schemes in :mod:`.init`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .init import INIT_SCHEMES, init_weights
+from .mlp import ACTIVATIONS, MLP
+from .nin import NIN, NIN_STAGES
+from .vgg import VGG, VGG_DEPTHS
+
+__all__ = ["ARCHS", "NIN_STAGES", "VGG_DEPTHS", "INIT_SCHEMES", "ACTIVATIONS", "NIN", "VGG", "MLP",
+           "build_model", "init_weights", "create_model", "count_parameters"]
+
+ARCHS = ("nin", "vgg", "mlp")
+
+
+def build_model(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes: int) -> nn.Module:
+    """Build the model that ``spec`` names for inputs of ``input_shape`` (C, H, W).
+
+    ``spec`` keys: ``arch`` (one of :data:`ARCHS`) and the architecture's options:
+    NIN ``width, depth, batch_norm, dropout``; VGG ``width, depth, batch_norm,
+    dropout, conv_dropout``; MLP ``hidden, activation, output_bias, batch_norm,
+    binary`` (one logit for a two-class problem). ``init`` is ignored here (see
+    :func:`init_weights`).
+    """
+    arch = spec.get("arch")
+    c = int(input_shape[0])
+    if arch == "nin":
+        return NIN(num_classes, c, width=spec.get("width", 1.0), depth=spec.get("depth", 3),
+                   batch_norm=spec.get("batch_norm", True), dropout=spec.get("dropout", 0.0))
+    if arch == "vgg":
+        return VGG(num_classes, c, width=spec.get("width", 1.0), depth=spec.get("depth", 16),
+                   batch_norm=spec.get("batch_norm", True), dropout=spec.get("dropout", 0.0),
+                   conv_dropout=spec.get("conv_dropout", 0.0))
+    if arch == "mlp":
+        binary = spec.get("binary", False)
+        if binary and num_classes != 2:
+            raise ValueError(f"a binary MLP needs 2 classes, the data set has {num_classes}")
+        return MLP(math.prod(int(s) for s in input_shape), 1 if binary else num_classes,
+                   hidden=spec.get("hidden", (10, 10, 10)), activation=spec.get("activation", "relu"),
+                   output_bias=spec.get("output_bias", True), batch_norm=spec.get("batch_norm", False))
+    raise ValueError(f"unknown model arch {arch!r}; allowed: {', '.join(ARCHS)}")
+
+
+
+def create_model(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes: int,
+                 seed: int = 0) -> nn.Module:
+    """Build and initialise a model from a config ``spec`` (with its ``init`` entry)."""
+    init = dict(spec.get("init") or {})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = build_model(spec, input_shape, num_classes)
+        init_weights(model, init.get("scheme", "default"), mean=init.get("mean", 0.0),
+                     std=init.get("std", 1.0))
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

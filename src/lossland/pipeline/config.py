@@ -1,0 +1,159 @@
+"""A workflow config, checked: the schema (a base plus one fragment per family) and the cross-check.
+
+The Snakemake workflow calls :func:`check_config` before any job is planned: it
+validates the config against the schema, filling its defaults, and then checks
+what a schema cannot (names that must refer to defined entries, optimizer
+hyper-parameters, options only some architectures take, and every family's own
+rules). Every problem is reported in one :class:`ConfigError` whose lines each
+name the key and the allowed values.
+
+The schema is ``workflow/schemas/config.schema.yaml`` (device, threads, data
+sets, models, optimizers, training) with each family's fragment
+``workflow/schemas/<family>.schema.yaml`` merged in: its ``properties`` become
+top-level sections and its ``$defs`` join the base's.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+ARCH_OPTIONS = {
+    "nin": {"width", "depth", "batch_norm", "dropout"},
+    "vgg": {"width", "depth", "batch_norm", "dropout", "conv_dropout"},
+    "mlp": {"hidden", "activation", "output_bias", "batch_norm", "binary"},
+}
+PATH_SOURCES = ("imagefolder", "python-archive")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names each offending key and its allowed values."""
+
+
+def default_schema_dir() -> Path:
+    """The workflow's schemas, when this package is used from a checkout of the repository."""
+    return Path(__file__).resolve().parents[3] / "workflow" / "schemas"
+
+
+def load_schema(directory: str | Path | None = None) -> dict:
+    """The base schema with every family's fragment merged in (see the module docstring)."""
+    from .families import schema_fragments
+
+    folder = Path(directory or default_schema_dir())
+    schema = yaml.safe_load((folder / "config.schema.yaml").read_text())
+    for name in schema_fragments():
+        fragment = yaml.safe_load((folder / name).read_text()) or {}
+        for key in ("properties", "$defs"):
+            clash = set(schema.setdefault(key, {})) & set(fragment.get(key) or {})
+            if clash:
+                raise ValueError(f"{folder / name}: {key} {', '.join(sorted(clash))} are defined twice")
+            schema[key].update(fragment.get(key) or {})
+    return schema
+
+
+def _key(path: Iterable[Any]) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+def _describe(error) -> str:
+    """One line for a jsonschema error: the key, what is wrong, what is allowed."""
+    key = _key(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "enum":
+        allowed = ", ".join(repr(v) for v in error.validator_value)
+        return f"{key}: {error.instance!r} is not allowed; allowed values: {allowed}"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = sorted(schema.get("properties", {}))
+        extra = sorted(k for k in error.instance if k not in known)
+        where = key
+        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; allowed keys: {', '.join(known)}"
+    if error.validator == "required":
+        return f"{key}: {error.message}"
+    if error.validator == "pattern" or (error.validator == "propertyNames"):
+        return f"{key}: {error.message} (names use letters, digits, '.' and '-', and start with a letter or digit)"
+    if error.validator == "oneOf":
+        # e.g. `size`: null or a positive integer
+        options = []
+        for sub in error.validator_value:
+            if "type" in sub:
+                desc = sub["type"]
+                if "minimum" in sub:
+                    desc += f" >= {sub['minimum']}"
+                options.append(str(desc))
+        return f"{key}: {error.instance!r} is not allowed; allowed: {' or '.join(options) or 'see schema'}"
+    return f"{key}: {error.message}"
+
+
+def _with_defaults(validator_class):
+    from jsonschema import validators
+
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub:
+                    instance.setdefault(prop, copy.deepcopy(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def validate_schema(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> dict:
+    """Validate against the JSON schema; return a copy with the schema's defaults filled in."""
+    from jsonschema import Draft202012Validator
+
+    schema = dict(schema or load_schema())
+    config = copy.deepcopy(dict(config))
+    errors = sorted(Draft202012Validator(schema).iter_errors(config),
+                    key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    if errors:
+        lines = sorted({_describe(e) for e in errors})
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+    _with_defaults(Draft202012Validator)(schema).validate(config)
+    return config
+
+
+def cross_check(config: Mapping[str, Any]) -> list[str]:
+    """Problems a JSON schema cannot see, one line each (empty when all is well): the
+    shared sections' (data sets, models, optimizers), then every family's."""
+    from ..models import NIN_STAGES, VGG_DEPTHS  # torch: the architectures' own constants
+    from ..optim import check_spec
+    from .families import check
+
+    problems: list[str] = []
+    for name, ds in config["datasets"].items():
+        if ds["source"] in PATH_SOURCES and not ds.get("path"):
+            problems.append(f"datasets.{name}.path: required for source {ds['source']!r} "
+                            f"(a folder or archive)")
+    for name, spec in config["models"].items():
+        arch = spec["arch"]
+        allowed = ARCH_OPTIONS[arch]
+        for key in sorted(set(spec) - allowed - {"arch", "init"}):
+            problems.append(f"models.{name}.{key}: not an option of arch {arch!r}; "
+                            f"allowed keys: {', '.join(sorted(allowed | {'arch', 'init'}))}")
+        depth = spec.get("depth")
+        if arch == "nin" and depth is not None and not 1 <= depth <= len(NIN_STAGES):
+            problems.append(f"models.{name}.depth: {depth} is not allowed for nin; allowed values: 1, 2, 3")
+        if arch == "vgg" and depth is not None and depth not in VGG_DEPTHS:
+            problems.append(f"models.{name}.depth: {depth} is not allowed for vgg; allowed values: "
+                            f"{', '.join(map(str, sorted(VGG_DEPTHS)))}")
+    for name, spec in config["optimizers"].items():
+        try:
+            check_spec(spec)
+        except ValueError as exc:
+            problems.append(f"optimizers.{name}: {exc}")
+    return problems + check(config)
+
+
+def check_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> dict:
+    """Validate ``config`` fully; return it with defaults filled in, or raise :class:`ConfigError`."""
+    full = validate_schema(config, schema)
+    problems = cross_check(full)
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return full
