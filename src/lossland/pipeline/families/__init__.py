@@ -83,17 +83,18 @@ def tables(config: Config) -> list[str]:
     return [t for family in FAMILIES for t in family.tables(config)]
 
 
-def drawn_figures(config: Config) -> list[str]:
-    """The figures ``config`` draws: those whose tables it produces."""
-    produced = set(tables(config))
+def drawn_figures(config: Config, produced: list[str] | None = None) -> list[str]:
+    """The figures ``config`` draws: those whose tables it produces (``produced``: :func:`tables`)."""
+    produced = set(tables(config) if produced is None else produced)
     return [name for name, (_, fig) in figures().items() if set(fig.tables) <= produced]
 
 
 def targets(config: Config) -> list[str]:
     """``rule all``'s inputs: every run's metrics, every produced table and every drawn figure."""
+    produced = tables(config)
     return ([paths.run_metrics(r) for r in run_table(config)]
-            + [paths.table(t) for t in tables(config)]
-            + [paths.figure(f) for f in drawn_figures(config)])
+            + [paths.table(t) for t in produced]
+            + [paths.figure(f) for f in drawn_figures(config, produced)])
 
 
 def wildcard_constraints() -> dict[str, str]:

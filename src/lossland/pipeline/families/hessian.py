@@ -8,11 +8,14 @@ Rules: ``workflow/rules/hessian.smk``.
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .. import analysis, paths
 from ..family import Config, Figure
 from ..runs import saved_epochs
+from ..tables import gather
 
 NAME = "hessian"
 SECTIONS = ("hessian",)
@@ -127,11 +130,6 @@ def gather_tables(inputs: Mapping[str, Sequence[str]], outputs: Mapping[str, str
                   log: str | None = None) -> None:
     """Rule ``gather_hessian``: each point table of every point in one table, the epoch-0 rows
     copied to every run of that init (:func:`expand_init_rows`)."""
-    from functools import partial
-    from pathlib import Path
-
-    from ..tables import gather
-
     lines = []
     for t in POINT_TABLES:
         table = gather(inputs[t], outputs[t], partial(expand_init_rows, runs=runs))

@@ -124,7 +124,6 @@ def check(config: Config) -> list[str]:
     return problems
 
 
-
 def axis(spec: Mapping[str, Any]) -> np.ndarray:
     """``{start, stop, num}`` -> ``num`` evenly spaced values from ``start`` to ``stop`` (both included)."""
     return np.linspace(float(spec["start"]), float(spec["stop"]), int(spec["num"]))
@@ -191,7 +190,7 @@ def plan(config: Mapping[str, Any], run_table: Mapping[str, Mapping[str, Any]],
     for planes, ``shards``.
     """
     cfg = config["landscape"]
-    asked = set(cfg.get("kinds") or CONFIG_KINDS)
+    asked = set(kinds(config))
     shard_points = int(cfg["shard_points"])
     out: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in KINDS}
     specs = [run_table[r] for r in chosen]
@@ -241,16 +240,13 @@ def plan(config: Mapping[str, Any], run_table: Mapping[str, Mapping[str, Any]],
                 "weights": {f"corner{i}": _ref(found[o]["run"], _last(found[o])) for i, o in enumerate(corners)},
                 "ids": {"dataset": dataset, "model": model, "seed": int(seed), "corners": ",".join(corners)},
                 "shards": shard_count("bilinear", cfg, shard_points)}
-    sw = cfg.get("switching") or {}
-    if sw.get("enabled") and config.get("switch_study"):
-        wanted = [tuple(p) for p in (sw.get("switches") or config["switch_study"]["switches"])]
+    if "switching" in asked:
+        wanted = [tuple(p) for p in (cfg["switching"].get("switches") or config["switch_study"]["switches"])]
         variants: dict[tuple, list[Mapping[str, Any]]] = {}
         for s in run_table.values():
             if s.get("kind") != "switch" or (s["first"], s["then"]) not in wanted:
                 continue
-            if cfg.get("models") and s["model"] not in cfg["models"]:
-                continue
-            if cfg.get("init_seeds") and s["init_seed"] not in cfg["init_seeds"]:
+            if not analysis.in_analysis(cfg, s, optimizers=False):
                 continue
             variants.setdefault((s["dataset"], s["model"], s["first"], s["then"], s["init_seed"]), []).append(s)
         for (dataset, model, first, then, seed), vs in variants.items():
