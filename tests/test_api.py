@@ -28,6 +28,8 @@ PUBLIC = [
     "recompute_bn", "surface",
     "build_model", "count_parameters", "create_model", "init_weights",
     "make_optimizer",
+    "alpha_scale", "bn_scale", "input_gradient_norms", "input_reparametrization", "input_reparametrization_sweep",
+    "reparametrization_sweep", "weight_normalize",
     "TrainSettings", "TrainState", "train",
 ]
 
@@ -84,3 +86,5 @@ def test_readme_library_examples_run(monkeypatch):
     assert len(namespace["lam"]) == 5 and namespace["tr"].estimate == namespace["tr"].estimate
     assert len(namespace["plane"]) == 121 and len(namespace["line"]) == 26
     assert abs(namespace["fd"]["functional_distance"].iloc[0]) < 1e-5  # the reference itself
+    sweep = namespace["sweep"]
+    assert sweep["max_output_diff"].max() < 1e-4 and sweep["top_eigenvalue"].iloc[-1] > 1e4 * sweep["top_eigenvalue"].iloc[1]

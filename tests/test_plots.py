@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 
-from lossland.plots import family_modules, figure_function, hessian, im2016, landscape, save_figure, style
+from lossland.plots import family_modules, figure_function, hessian, im2016, landscape, reparam, save_figure, style
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 OPTIMIZERS = ["sgd", "sgd-x2", "sgdm", "adagrad", "rmsprop", "adadelta", "adam", "heun-sgd"]
@@ -159,12 +159,51 @@ def landscape_tables(optimizers=("sgd", "adam", "adadelta"), seeds=(0, 1), model
             "random_plane": plane("random_plane"), "pca": plane("pca"), "pca_trajectory": traj}
 
 
+def reparam_tables():
+    """The reparam family's sweep, input and input-example tables (dinh2017)."""
+    alphas = np.logspace(-3, 3, 7)
+    rows = []
+    for model, transform, layers, scaled, power in (("relu-mlp", "alpha_scale", "0-1", "net.1, net.3.weight", 2),
+                                                    ("relu-mlp", "weight_norm", "all", "v", -2),
+                                                    ("nin", "bn_scale", "0", "features.0", -2)):
+        run = f"{model}_sgd-lr0.1_init0"
+        for a in alphas:
+            grow = 5.0 * (a ** power + a ** -power if transform == "alpha_scale" else 1 + a ** power)
+            rows.append(dict(run=run, dataset="cifar10-small", model=model, optimizer="sgd", algorithm="sgd", lr=0.1,
+                             seed=0, epoch=4, transform=transform, layers=layers, scaled=scaled, split="train",
+                             alpha=a, max_output_diff=0.0 if a == 1 else 2e-6,
+                             rel_output_diff=0.0 if a == 1 else 3e-7, loss=2.1, accuracy=0.3, test_loss=2.2,
+                             test_accuracy=0.25, top_eigenvalue=grow, trace=(-3 if transform == "weight_norm" else 10)
+                             * grow, trace_stderr=0.1 * grow, epsilon_sharpness=grow / 10, ball_sharpness=grow / 50,
+                             predicted_trace=9 * grow, top_eigenvalue_bound=0.9 * grow))
+    sweep = pd.DataFrame(rows)
+    inputs, examples = [], []
+    rng = np.random.default_rng(0)
+    for model in ("relu-mlp", "nin"):
+        run = f"{model}_sgd-lr0.1_init0"
+        base = rng.uniform(0.2, 1.5, 40)
+        ids = dict(run=run, dataset="cifar10-small", model=model, optimizer="sgd", algorithm="sgd", lr=0.1, seed=0,
+                   epoch=4)
+        for transform, c, norms in ([("identity", 1.0, base)] + [("scale", c, base / c) for c in alphas]
+                                    + [("standardize", 1.0, base * 1.01), ("whiten", 1.0, base * rng.uniform(1, 5, 40))]):
+            ratio = norms / base
+            inputs.append(dict(ids, transform=transform, alpha=c, max_output_diff=1e-6, rel_output_diff=2e-7,
+                               mean_grad_norm=norms.mean(), median_grad_norm=np.median(norms),
+                               predicted_mean_grad_norm=base.mean() / c if transform == "scale" else np.nan,
+                               ratio_min=ratio.min(), ratio_max=ratio.max(),
+                               rank_correlation=float(pd.Series(norms).rank().corr(pd.Series(base).rank()))))
+            if transform != "scale":
+                examples.append(pd.DataFrame(dict(ids, transform=transform, example=np.arange(40), grad_norm=norms)))
+    return sweep, pd.DataFrame(inputs), pd.concat(examples, ignore_index=True)
+
+
 def figure_args():
     """``{"<module>.<function>": (positional tables, extra kwargs)}`` for every public figure."""
     summary, density = hessian_tables(seeds=(0, 1))
     lt = landscape_tables()
     rk2 = metrics_table(optimizers=("sgd", "sgd-x2", "heun-sgd", "adam"), seeds=(0,), diverge=())
     inits = metrics_table(optimizers=("sgd",), seeds=(0,), diverge=(), models=("nin", "nin-nobn", "nin-n10"))
+    rp = reparam_tables()
     return {
         "im2016.learning_curves": ((metrics_table(),), {}),
         "im2016.optimizer_accuracy": ((metrics_table(models=("nin", "nin-nobn")),), {}),
@@ -183,10 +222,12 @@ def figure_args():
         "landscape.switching_interpolation": ((lt["switching"],), {}),
         "landscape.random_planes": ((lt["random_plane"],), {}),
         "landscape.pca_planes": ((lt["pca"], lt["pca_trajectory"]), {}),
+        "reparam.alpha_scale_sharpness": ((rp[0],), {}),
+        "reparam.weight_norm_and_input": (rp, {}),
     }
 
 
-FAMILIES = {"im2016": im2016, "hessian": hessian, "landscape": landscape}
+FAMILIES = {"im2016": im2016, "hessian": hessian, "landscape": landscape, "reparam": reparam}
 ALL_FIGURES = [f"{name}.{f}" for name, module in FAMILIES.items() for f in module.FIGURE_FUNCTIONS]
 
 
@@ -361,7 +402,7 @@ def test_figure_functions_leave_the_theme_alone(monkeypatch):
 
 def test_figure_function_resolves_every_public_figure():
     assert family_modules() == tuple(sorted(FAMILIES))
-    assert len(ALL_FIGURES) == 17 and set(figure_args()) == set(ALL_FIGURES)  # each is drawn by the tests above
+    assert len(ALL_FIGURES) == 19 and set(figure_args()) == set(ALL_FIGURES)  # each is drawn by the tests above
     for name in ALL_FIGURES:
         module, function = name.split(".")
         fn = figure_function(name)

@@ -30,6 +30,6 @@ def test_hessian_report_agrees_with_the_dense_hessian():
 
 def test_settings_from_config_name_unknown_keys():
     assert SpectrumSettings.from_config({"k": 3}).k == 3
-    with pytest.raises(ValueError, match="unknown spectrum setting.*probes; allowed"):
+    with pytest.raises(ValueError, match="unknown SpectrumSettings key.*probes; allowed"):
         SpectrumSettings.from_config({"probes": 3})
 

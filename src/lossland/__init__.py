@@ -33,6 +33,8 @@ _SOURCES = {
                      "random_direction", "recompute_bn", "surface"), "landscape"),
     **dict.fromkeys(("build_model", "count_parameters", "create_model", "init_weights"), "models"),
     "make_optimizer": "optim",
+    **dict.fromkeys(("alpha_scale", "bn_scale", "input_gradient_norms", "input_reparametrization",
+                     "input_reparametrization_sweep", "reparametrization_sweep", "weight_normalize"), "reparam"),
     **dict.fromkeys(("TrainSettings", "TrainState", "train"), "training"),
 }
 
@@ -48,6 +50,8 @@ __all__ = [
     "recompute_bn", "surface",
     "build_model", "count_parameters", "create_model", "init_weights",
     "make_optimizer",
+    "alpha_scale", "bn_scale", "input_gradient_norms", "input_reparametrization", "input_reparametrization_sweep",
+    "reparametrization_sweep", "weight_normalize",
     "TrainSettings", "TrainState", "train",
 ]
 

@@ -21,7 +21,8 @@ TINY = {
     "datasets": {"tiny": {"source": "embedded", "train_size": 200, "val_size": 100, "test_size": 100,
                           "image_size": 8}},
     "models": {"mlp": {"arch": "mlp", "hidden": [16]},
-               "mlp-n1": {"arch": "mlp", "hidden": [16], "init": {"scheme": "normal", "mean": -1.0, "std": 1.0}}},
+               "mlp-n1": {"arch": "mlp", "hidden": [16], "init": {"scheme": "normal", "mean": -1.0, "std": 1.0}},
+               "mlp-bn": {"arch": "mlp", "hidden": [16], "batch_norm": True}},
     "optimizers": {"sgd": {"algorithm": "sgd", "lr": 0.1}, "adam": {"algorithm": "adam", "lr": 0.01},
                    "rmsprop": {"algorithm": "rmsprop", "lr": 0.001},
                    "sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9},
@@ -46,13 +47,20 @@ TINY = {
         "pca": {"x": {"start": -1, "stop": 1, "num": 3}, "y": {"start": -1, "stop": 1, "num": 3}},
         "switching": {"enabled": True, "num": 3},
     },
+    "reparam": {  # mlp/sgd is the optimizer study's run; mlp-bn is trained for BatchNorm's own scale
+        "dataset": "tiny", "models": ["mlp", "mlp-bn"], "optimizers": ["sgd"],
+        "log10_alpha": {"start": -2, "stop": 2, "num": 3}, "alpha_scale": [[0, 1]], "bn_scale": [0],
+        "samples": 50, "input_samples": 60,
+        "settings": {"max_iter": 8, "trace_probes": 4, "sharpness_steps": 2},
+    },
 }
 RUNS = {"mlp_sgd-lr0.1_init0", "mlp_adam-lr0.01_init0", "mlp_adam-lr0.02_init0", "mlp_rmsprop-lr0.001_init0",
         "mlp_sgdm-lr0.05_init0",
-        "mlp_heun-lr0.2_init0", "mlp-n1_sgd-lr0.1_init0", "mlp_S1-A1_init0"}
+        "mlp_heun-lr0.2_init0", "mlp-n1_sgd-lr0.1_init0", "mlp_S1-A1_init0", "mlp-bn_sgd-lr0.1_init0"}
 FIGURES = ["fig4_optimizer_accuracy", "fig7_switching", "fig9_rk2_training", "fig11_exotic_inits",
            "optimizer_study_learning_curves", "rk2_study_learning_curves", "init_study_learning_curves",
-           "switch_study_learning_curves", "hessian_density", "hessian_sharpness", "hessian_negative_fraction"]
+           "switch_study_learning_curves", "hessian_density", "hessian_sharpness", "hessian_negative_fraction",
+           "dinh_alpha_scale", "dinh_reparametrizations"]
 LANDSCAPE_FIGURES = ["fig2_init_final", "fig3_bilinear", "fig5_interpolation", "fig6_distance", "fig10_beyond_final",
                      "table1_optimizer_grid", "fig7_switching_interpolation", "random_plane", "pca_plane"]
 LINE_COLUMNS = {"start", "end", "alpha", "split", "loss", "accuracy"}
@@ -271,6 +279,32 @@ def test_changing_a_landscape_grid_reruns_only_that_kind(finished):
     jobs = planned_jobs(out)
     assert "train_run" not in jobs and "landscape_pca_directions" not in jobs
     assert jobs["landscape_line"] == 6 and jobs["landscape_shard"] == 12
+
+
+def test_reparam_tables_keep_the_function_and_move_the_sharpness(finished):
+    tables = finished / "results" / "tables"
+    sweep = pd.read_parquet(tables / "reparam_sweep.parquet")
+    assert {"alpha", "max_output_diff", "test_loss", "test_accuracy", "top_eigenvalue", "trace",
+            "epsilon_sharpness", "transform", "layers", "scaled"} <= set(sweep.columns)
+    assert set(zip(sweep["model"], sweep["transform"])) == {("mlp", "alpha_scale"), ("mlp", "weight_norm"),
+                                                            ("mlp-bn", "bn_scale")}
+    assert sweep["alpha"].tolist()[:3] == pytest.approx([0.01, 1.0, 100.0])
+    assert sweep["rel_output_diff"].max() < 1e-5
+    assert (sweep.groupby(["run", "transform"])["test_loss"].agg(lambda v: v.max() - v.min()) < 1e-5).all()
+    spread = pd.read_parquet(tables / "reparam_spread.parquet").set_index(["transform", "measure"])
+    assert spread.loc[("alpha_scale", "top_eigenvalue"), "spread"] > 100
+    inputs = pd.read_parquet(tables / "reparam_input.parquet")
+    assert set(inputs["transform"]) == {"identity", "scale", "standardize", "whiten"}
+    assert len(pd.read_parquet(tables / "reparam_input_examples.parquet")) == 2 * 3 * 60
+
+
+def test_changing_reparam_settings_reruns_only_the_sweeps(finished):
+    out = dry_run(finished, edited(lambda c: c["reparam"]["settings"].update(trace_probes=6)))
+    assert planned_jobs(out) == {"reparam_sweep": 3, "gather_reparam": 1, "plot_dinh_alpha_scale": 1,
+                                 "plot_dinh_reparametrizations": 1, "all": 1}
+    out = dry_run(finished, edited(lambda c: c["reparam"].update(input=["whiten"])))
+    assert planned_jobs(out) == {"reparam_input": 2, "gather_reparam": 1, "plot_dinh_alpha_scale": 1,
+                                 "plot_dinh_reparametrizations": 1, "all": 1}
 
 
 def test_bad_config_stops_before_any_job(tmp_path):

@@ -45,11 +45,16 @@ class SpectrumSettings:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> "SpectrumSettings":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg or {}) - names)
-        if unknown:
-            raise ValueError(f"unknown spectrum setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
-        return cls(**dict(cfg or {}))
+        return settings_from_config(cls, cfg)
+
+
+def settings_from_config(cls, cfg: Mapping[str, Any] | None):
+    """``cls(**cfg)`` for a settings dataclass, refusing unknown keys with the allowed ones."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(cfg or {}) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+    return cls(**dict(cfg or {}))
 
 
 def hessian_report(model: nn.Module, data: Data, settings: SpectrumSettings = SpectrumSettings(),
