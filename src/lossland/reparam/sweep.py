@@ -34,7 +34,7 @@ from ..curvature.operator import HessianOperator
 from ..curvature.report import settings_from_config
 from ..curvature.sharpness import epsilon_sharpness
 from ..evaluation import Data, LossFn, eval_mode, evaluate, model_device
-from .homogeneous import alpha_scale, alpha_scale_blocks, bn_scale, bn_scale_blocks
+from .homogeneous import alpha_scale, alpha_scale_blocks, bn_scale, bn_scale_blocks, check_alpha_pair, check_bn_layer
 from .inputs import ReparametrizedInput, input_gradient_norms, scaling, standardization, whitening
 from .weight_norm import weight_norm_blocks, weight_normalize
 
@@ -53,10 +53,10 @@ def named_transform(model: nn.Module, name: str, layers: Any = None
     (``layers``: a pair), ``"bn_scale"`` (``layers``: one layer feeding a BatchNorm) or
     ``"weight_norm"`` (``layers`` ignored; ``α`` scales ``v``). The layers are checked here."""
     if name == "alpha_scale":
-        alpha_scale(model, 1.0, layers)  # checks the pair once; the sweep's calls check again (cheap)
+        check_alpha_pair(model, layers)  # fails here, before any sweep; each call checks again (cheap)
         return (lambda m, a: alpha_scale(m, a, layers)), alpha_scale_blocks(model, layers)
     if name == "bn_scale":
-        bn_scale(model, 1.0, layers)
+        check_bn_layer(model, layers)
         return (lambda m, a: bn_scale(m, a, layers)), bn_scale_blocks(model, layers)
     if name == "weight_norm":
         return (lambda m, a: weight_normalize(m, a)), weight_norm_blocks(weight_normalize(model, 1.0))
