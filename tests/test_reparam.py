@@ -263,6 +263,17 @@ def test_whitening_and_standardization_fit_their_data():
     u = (x.reshape(400, -1) - mean.reshape(-1)) @ matrix.T
     torch.testing.assert_close(torch.cov(u.T), torch.eye(8, dtype=torch.float64), rtol=1e-8, atol=1e-8)
     torch.testing.assert_close(matrix @ inverse, torch.eye(8, dtype=torch.float64), rtol=1e-8, atol=1e-8)
+    # fewer examples than features: the regularised ZCA is still an exact inverse pair
+    few = torch.randn(5, 2, 2, 2, dtype=torch.float64)
+    matrix, mean, inverse = whitening(few, eps=0.1)
+    torch.testing.assert_close(matrix @ inverse, torch.eye(8, dtype=torch.float64), rtol=1e-8, atol=1e-8)
+    torch.testing.assert_close(matrix, matrix.T)
+    centred = few.reshape(5, -1) - few.reshape(5, -1).mean(0)
+    cov = centred.T @ centred / 4
+    regularised = cov + 0.1 * torch.trace(cov) / 8 * torch.eye(8, dtype=torch.float64)
+    torch.testing.assert_close(matrix @ regularised @ matrix, torch.eye(8, dtype=torch.float64), rtol=1e-8, atol=1e-8)
+    with pytest.raises(ValueError, match="needs eps > 0"):
+        whitening(few, eps=0.0)
     diag, mean, inv = standardization(x)
     u = (x.reshape(400, -1) - mean.reshape(-1)) * diag
     torch.testing.assert_close(u.std(0), torch.ones(8, dtype=torch.float64), rtol=1e-6, atol=1e-6)

@@ -88,30 +88,43 @@ def standardization(x: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, t
 
 
 def whitening(x: torch.Tensor, eps: float = 1e-2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """ZCA whitening ``u = (Σ + εI)^{-1/2}(x − μ)`` from the covariance ``Σ`` of the flattened
-    ``x`` (float64): ``(T, μ, T⁻¹)``. ``eps`` (relative to the mean variance) keeps ``T``
-    invertible when there are fewer examples than features."""
+    """ZCA whitening ``u = (Σ + ε·m·I)^{-1/2}(x − μ)`` from the covariance ``Σ`` of the flattened
+    ``x`` (float64; ``m`` = its mean eigenvalue): ``(T, μ, T⁻¹)``. ``eps`` keeps ``T``
+    invertible when there are fewer examples than features. The eigenvectors come from the
+    thin SVD of the centred data, so the cost grows with ``N·D²``, not ``D³``."""
     flat = x.reshape(x.shape[0], -1).double()
+    n, d = flat.shape
     mean = flat.mean(0)
-    centred = flat - mean
-    cov = centred.T @ centred / max(flat.shape[0] - 1, 1)
-    vals, vecs = torch.linalg.eigh(cov)
-    vals = vals.clamp(min=0) + eps * float(vals.clamp(min=0).mean())
-    matrix = (vecs * vals.rsqrt()) @ vecs.T
-    inverse = (vecs * vals.sqrt()) @ vecs.T
+    _, sing, vt = torch.linalg.svd(flat - mean, full_matrices=False)  # Σ = V diag(s²/(n−1)) Vᵀ
+    vals = sing ** 2 / max(n - 1, 1)
+    floor = eps * float(vals.sum()) / d  # ε × the mean of all d eigenvalues (the rest are 0)
+    vecs = vt.T  # d × min(n, d)
+    if vecs.shape[1] < d and floor <= 0:
+        raise ValueError(f"whitening {n} examples of {d} features needs eps > 0 (the covariance is singular)")
+    if (vals + floor).min() <= 0:
+        raise ValueError("whitening needs eps > 0: the covariance has a zero eigenvalue")
+    # T = c·I + V diag(1/√(λ+floor) − c) Vᵀ, c = 1/√floor on the complement of the data's span (if any)
+    c, ic = (floor ** -0.5, floor ** 0.5) if vecs.shape[1] < d else (0.0, 0.0)
+    matrix = (vecs * ((vals + floor).rsqrt() - c)) @ vecs.T
+    inverse = (vecs * ((vals + floor).sqrt() - ic)) @ vecs.T
+    matrix.diagonal().add_(c)
+    inverse.diagonal().add_(ic)
     return matrix, mean.reshape(x.shape[1:]), inverse
 
 
-def input_gradient_norms(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def input_gradient_norms(model: nn.Module, x: torch.Tensor, batch_size: int = 500, *,
+                         return_outputs: bool = False):
     """Per example, ``‖∇_x f_k(x)‖₂`` of the predicted class's output ``f_k`` (the logit of
-    a one-output binary model), in eval mode: the gradient of the prediction function."""
+    a one-output binary model), in eval mode: the gradient of the prediction function.
+    With ``return_outputs`` also the outputs ``f(x)`` (from the same forward)."""
     device = model_device(model)
-    out = []
+    norms, outputs = [], []
     with eval_mode(model), torch.enable_grad():
         for s in range(0, x.shape[0], batch_size):
             xb = x[s:s + batch_size].to(device).detach().requires_grad_(True)
             logits = model(xb)
             picked = logits[:, 0] if logits.shape[1] == 1 else logits.gather(1, logits.argmax(1, keepdim=True))[:, 0]
             (g,) = torch.autograd.grad(picked.sum(), xb)
-            out.append(g.reshape(g.shape[0], -1).norm(dim=1).detach())
-    return torch.cat(out)
+            norms.append(g.reshape(g.shape[0], -1).norm(dim=1).detach())
+            outputs.append(logits.detach())
+    return (torch.cat(norms), torch.cat(outputs)) if return_outputs else torch.cat(norms)

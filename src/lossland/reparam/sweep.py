@@ -33,7 +33,7 @@ from ..curvature.blocks import HessianBlock, parameter_index
 from ..curvature.operator import HessianOperator
 from ..curvature.report import settings_from_config
 from ..curvature.sharpness import epsilon_sharpness
-from ..evaluation import Data, LossFn, eval_mode, evaluate, model_device
+from ..evaluation import Data, LossFn, default_loss, eval_mode, evaluate, model_device, predictions
 from .homogeneous import alpha_scale, alpha_scale_blocks, bn_scale, bn_scale_blocks, check_alpha_pair, check_bn_layer
 from .inputs import ReparametrizedInput, input_gradient_norms, scaling, standardization, whitening
 from .weight_norm import weight_norm_blocks, weight_normalize
@@ -88,6 +88,14 @@ def _outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch
         return torch.cat([model(x[s:s + batch_size].to(device)) for s in range(0, x.shape[0], batch_size)])
 
 
+def _quality(logits: torch.Tensor, targets: torch.Tensor, loss_fn: LossFn | None) -> dict[str, float]:
+    """Mean loss and accuracy from outputs already computed (one forward serves the output
+    change and the test metrics)."""
+    targets = targets.to(logits.device)
+    loss = (loss_fn or default_loss)(logits, targets)
+    return {"loss": float(loss), "accuracy": float((predictions(logits) == targets).double().mean())}
+
+
 def _trace(op, s: SweepSettings, seed: int):
     return op.trace(s.trace_probes, s.trace_method, seed=seed)
 
@@ -130,10 +138,10 @@ def measure_point(model: nn.Module, data: Data, test_data: Data, reference_outpu
         box = epsilon_sharpness(model, op.batches, s.sharpness_epsilon, loss_fn, steps=s.sharpness_steps)
     if s.ball_radius is not None:
         ball = epsilon_sharpness(model, op.batches, s.ball_radius, loss_fn, steps=s.sharpness_steps, region="ball")
-    test_x = test_data[0]
-    diff = (_outputs(model, test_x).double() - reference_outputs.double()).abs().max()
+    logits = _outputs(model, test_data[0])
+    diff = (logits.double() - reference_outputs.double()).abs().max()
     fit = evaluate(model, op.batches, loss_fn=loss_fn)
-    test = evaluate(model, test_data, loss_fn=loss_fn)
+    test = _quality(logits, test_data[1], loss_fn)
     return {
         "max_output_diff": float(diff), "rel_output_diff": float(diff / reference_outputs.double().abs().max()),
         "loss": fit["loss"], "accuracy": fit["accuracy"], "test_loss": test["loss"], "test_accuracy": test["accuracy"],
@@ -204,8 +212,7 @@ def input_reparametrization_sweep(model: nn.Module, x: torch.Tensor, fit_x: torc
     for t in transforms:
         if t not in INPUT_TRANSFORMS:
             raise ValueError(f"input transform {t!r} is unknown; allowed: {', '.join(INPUT_TRANSFORMS)}")
-    reference = _outputs(model, x).double()
-    base = input_gradient_norms(model, x).double()
+    base, reference = (t.double() for t in input_gradient_norms(model, x, return_outputs=True))
     top = float(reference.abs().max())
     rows = [{"transform": "identity", "alpha": 1.0, "max_output_diff": 0.0, "rel_output_diff": 0.0,
              "mean_grad_norm": float(base.mean()), "median_grad_norm": float(base.median()),
@@ -219,9 +226,9 @@ def input_reparametrization_sweep(model: nn.Module, x: torch.Tensor, fit_x: torc
     for name, c, (matrix, mean, inverse) in cases:
         g = ReparametrizedInput(model, matrix, mean, inverse).to(model_device(model))
         u = g.encode(x.to(model_device(model)))
-        norms = input_gradient_norms(g, u).double()
+        norms, outputs = (t.double() for t in input_gradient_norms(g, u, return_outputs=True))
         ratio = norms / base
-        diff = float((_outputs(g, u).double() - reference).abs().max())
+        diff = float((outputs - reference).abs().max())
         rows.append({"transform": name, "alpha": c, "max_output_diff": diff, "rel_output_diff": diff / top,
                      "mean_grad_norm": float(norms.mean()), "median_grad_norm": float(norms.median()),
                      "predicted_mean_grad_norm": float(base.mean()) / c if name == "scale" else float("nan"),
