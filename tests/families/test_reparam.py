@@ -47,7 +47,7 @@ def test_transforms_per_model(default_config):
 
 def test_settings_split_by_job_so_that_edits_rerun_only_their_jobs(default_config):
     sweep, inputs = reparam.job_settings(default_config, "sweep"), reparam.job_settings(default_config, "input")
-    assert sweep["alphas"] == pytest.approx([1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1000.0])
+    assert sweep["alphas"] == pytest.approx([1e-3, 10 ** -1.5, 1.0, 10 ** 1.5, 1000.0])
     assert "settings" in sweep and "settings" not in inputs and "input" in inputs and "input" not in sweep
 
 
