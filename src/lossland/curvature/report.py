@@ -85,7 +85,7 @@ def hessian_report(model: nn.Module, data: Data, settings: SpectrumSettings = Sp
     grid, dens = slq.density(s.density_grid)
     sharp = float("nan")
     if s.sharpness_epsilon is not None:
-        sharp = epsilon_sharpness(model, op.batches, s.sharpness_epsilon, loss_fn, steps=s.sharpness_steps)
+        sharp = epsilon_sharpness(model, op, s.sharpness_epsilon, loss_fn, steps=s.sharpness_steps)
     quality = evaluate(model, op.batches, loss_fn=loss_fn)
     eig = pd.DataFrame({
         "index": np.concatenate([np.arange(len(top)), np.arange(len(bottom))]),

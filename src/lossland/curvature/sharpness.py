@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..evaluation import Data, LossFn
-from .operator import HessianOperator
+from .operator import _operator
 
 REGIONS = ("box", "ball")
 
@@ -29,12 +29,15 @@ def epsilon_sharpness(model: nn.Module, data: Data, epsilon: float = 1e-3,
     ``region="ball"`` is Dinh et al.'s (2017) variant: the Euclidean ball ``‖z‖₂ ≤ ε``
     (radius ``ε`` in parameter units, not relative to ``θ``), approximated by projected
     normalised-gradient ascent ``z ← Π_ball(z + step_size · ε · ∇L/‖∇L‖)``.
+
+    ``data`` may be a :class:`HessianOperator` of ``model`` (as for the other curvature
+    functions), whose batches are then reused.
     """
     if epsilon < 0:
         raise ValueError("epsilon must be ≥ 0")
     if region not in REGIONS:
         raise ValueError(f"region must be one of {', '.join(REGIONS)}, got {region!r}")
-    op = HessianOperator(model, data, loss_fn, **op_kw)
+    op = _operator(model, data, loss_fn, op_kw)
     theta = op.theta()
     r = epsilon * (theta.abs() + 1)
     base, g = op.loss_and_grad()

@@ -96,10 +96,6 @@ def _quality(logits: torch.Tensor, targets: torch.Tensor, loss_fn: LossFn | None
     return {"loss": float(loss), "accuracy": float((predictions(logits) == targets).double().mean())}
 
 
-def _trace(op, s: SweepSettings, seed: int):
-    return op.trace(s.trace_probes, s.trace_method, seed=seed)
-
-
 def block_spectra(model: nn.Module, data: Data, blocks: Blocks, settings: SweepSettings = SweepSettings(),
                   loss_fn: LossFn | None = None) -> pd.DataFrame:
     """Top eigenvalue and trace of each block of ``blocks`` and of the rest of the
@@ -132,12 +128,12 @@ def measure_point(model: nn.Module, data: Data, test_data: Data, reference_outpu
     s = settings
     op = HessianOperator(model, data, loss_fn)
     top = op.eigenvalues(1, "largest", tol=s.tol, max_iter=s.max_iter, seed=s.seed)
-    trace = _trace(op, s, s.seed + 1)
+    trace = op.trace(s.trace_probes, s.trace_method, seed=s.seed + 1)
     box = ball = float("nan")
     if s.sharpness_epsilon is not None:
-        box = epsilon_sharpness(model, op.batches, s.sharpness_epsilon, loss_fn, steps=s.sharpness_steps)
+        box = epsilon_sharpness(model, op, s.sharpness_epsilon, loss_fn, steps=s.sharpness_steps)
     if s.ball_radius is not None:
-        ball = epsilon_sharpness(model, op.batches, s.ball_radius, loss_fn, steps=s.sharpness_steps, region="ball")
+        ball = epsilon_sharpness(model, op, s.ball_radius, loss_fn, steps=s.sharpness_steps, region="ball")
     logits = _outputs(model, test_data[0])
     diff = (logits.double() - reference_outputs.double()).abs().max()
     fit = evaluate(model, op.batches, loss_fn=loss_fn)
