@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint bench report clean
+SLURM_DIR ?= /tmp/lossland-slurm
+
+.PHONY: setup run test test-slurm lint bench report clean
 
 setup: $(STAMP)
 
@@ -19,10 +21,20 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/snakemake --profile profiles/default $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --profile profiles/local $(SNAKEMAKE_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The SLURM tests (tests/workflow/test_slurm.py) on a single-node cluster that this
+# target starts on 127.0.0.1 and stops again (root; installs Debian's slurm-wlm if missing).
+test-slurm: $(STAMP)
+	rm -f $(SLURM_DIR)/report.txt
+	bash .ci/slurm-cluster.sh start $(SLURM_DIR)
+	SLURM_CONF=$(SLURM_DIR)/slurm.conf LOSSLAND_SLURM=1 LOSSLAND_SLURM_REPORT=$(SLURM_DIR)/report.txt \
+		$(BIN)/python -m pytest -m slurm $(PYTEST_ARGS) tests/workflow/test_slurm.py; \
+		status=$$?; bash .ci/slurm-cluster.sh stop $(SLURM_DIR) || status=1; \
+		cat $(SLURM_DIR)/report.txt 2>/dev/null; exit $$status
 
 # ruff (pyproject.toml [tool.ruff]), snakefmt (line length in [tool.snakefmt]) and Snakemake's own linter
 lint: $(STAMP)
@@ -34,7 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 
 report: $(STAMP)
-	$(BIN)/snakemake --profile profiles/default --report report.html
+	$(BIN)/snakemake --profile profiles/local --report report.html
 
 clean:
 	rm -rf results .snakemake report.html

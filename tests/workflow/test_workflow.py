@@ -3,57 +3,16 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from tiny import TINY, planned_jobs, snakemake
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.workflow
 
-TINY = {
-    "device": "cpu",
-    "threads": 1,
-    "datasets": {"tiny": {"source": "embedded", "train_size": 200, "val_size": 100, "test_size": 100,
-                          "image_size": 8}},
-    "models": {"mlp": {"arch": "mlp", "hidden": [16]},
-               "mlp-n1": {"arch": "mlp", "hidden": [16], "init": {"scheme": "normal", "mean": -1.0, "std": 1.0}},
-               "mlp-bn": {"arch": "mlp", "hidden": [16], "batch_norm": True}},
-    "optimizers": {"sgd": {"algorithm": "sgd", "lr": 0.1}, "adam": {"algorithm": "adam", "lr": 0.01},
-                   "rmsprop": {"algorithm": "rmsprop", "lr": 0.001},
-                   "sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9},
-                   "heun": {"algorithm": "rk2", "method": "heun", "base": "sgd", "lr": 0.2}},
-    "training": {"epochs": 2, "batch_size": 50, "checkpoint_every": 1},
-    "optimizer_study": {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "adam", "rmsprop", "sgdm"],
-                        "lr_grids": {"adam": [0.01, 0.02]}, "init_seeds": [0]},
-    "rk2_study": {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "heun"]},
-    "init_study": {"dataset": "tiny", "models": ["mlp-n1"], "optimizers": ["sgd"]},
-    "switch_study": {"dataset": "tiny", "models": ["mlp"], "switches": [["sgd", "adam"]], "at": [0.5]},
-    "hessian": {"study": "optimizer_study", "optimizers": ["sgd", "adam"], "epochs": [0, 2], "samples": 50,
-                "settings": {"max_iter": 10, "trace_probes": 4, "density_probes": 1, "density_steps": 8,
-                             "sharpness_steps": 2}},
-    "landscape": {  # every kind, on whole splits (endpoints = the runs' metrics), 2 shards per plane
-        "study": "optimizer_study", "optimizers": ["sgd", "adam"], "samples": None, "shard_points": 6,
-        "init_final": {"start": 0.0, "stop": 2.0, "num": 5}, "final_final": {"start": -0.5, "stop": 1.5, "num": 5},
-        "distance": {"start": 0.0, "stop": 1.5, "num": 4},
-        "bilinear": {"x": {"start": 0, "stop": 1, "num": 3}, "y": {"start": 0, "stop": 1, "num": 3}},
-        "bilinear_optimizers": ["sgd", "adam", "rmsprop", "sgdm"],
-        "barycentric": {"x": {"start": 0, "stop": 1, "num": 3}, "y": {"start": 0, "stop": 1, "num": 3}},
-        "random_plane": {"x": {"start": -1, "stop": 1, "num": 3}, "y": {"start": -1, "stop": 1, "num": 3}},
-        "pca": {"x": {"start": -1, "stop": 1, "num": 3}, "y": {"start": -1, "stop": 1, "num": 3}},
-        "switching": {"enabled": True, "num": 3},
-    },
-    "reparam": {  # mlp/sgd is the optimizer study's run; mlp-bn is trained for BatchNorm's own scale
-        "dataset": "tiny", "models": ["mlp", "mlp-bn"], "optimizers": ["sgd"],
-        "log10_alpha": {"start": -2, "stop": 2, "num": 3}, "alpha_scale": [[0, 1]], "bn_scale": [0],
-        "samples": 50, "input_samples": 60,
-        "settings": {"max_iter": 8, "trace_probes": 4, "sharpness_steps": 2},
-    },
-}
 RUNS = {"mlp_sgd-lr0.1_init0", "mlp_adam-lr0.01_init0", "mlp_adam-lr0.02_init0", "mlp_rmsprop-lr0.001_init0",
         "mlp_sgdm-lr0.05_init0",
         "mlp_heun-lr0.2_init0", "mlp-n1_sgd-lr0.1_init0", "mlp_S1-A1_init0", "mlp-bn_sgd-lr0.1_init0"}
@@ -65,28 +24,6 @@ LANDSCAPE_FIGURES = ["fig2_init_final", "fig3_bilinear", "fig5_interpolation", "
                      "table1_optimizer_grid", "fig7_switching_interpolation", "random_plane", "pca_plane"]
 LINE_COLUMNS = {"start", "end", "alpha", "split", "loss", "accuracy"}
 SURFACE_COLUMNS = {"kind", "x", "y", "split", "loss", "accuracy"}
-
-
-def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    if config is not None:
-        cfg.write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(cfg), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a (dry) run: {rule: count}."""
-    stats = {}
-    block = output.split("Job stats:", 1)[1] if "Job stats:" in output else ""
-    for line in block.splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not m:
-            break
-        if m.group(1) != "total":
-            stats[m.group(1)] = int(m.group(2))
-    return stats
 
 
 def planned_runs(output: str) -> set[str]:
@@ -187,6 +124,44 @@ def test_nothing_changed_nothing_runs(finished):
     assert res.returncode == 0, res.stderr
     assert "Nothing to be done" in res.stdout + res.stderr
     assert planned_jobs(res.stdout + res.stderr) == {}
+
+
+def test_changing_cluster_resources_reruns_nothing(finished):
+    cfg = edited(lambda c: c.update(resources={"train": {"runtime": 999, "mem_mb": 1234}}))
+    res = snakemake(finished, "--dry-run", config=cfg)
+    snakemake(finished, "--dry-run", config=TINY)
+    assert res.returncode == 0, res.stderr
+    assert planned_jobs(res.stdout + res.stderr) == {}
+
+
+def job_resources(output: str) -> dict[str, list[dict[str, str]]]:
+    """{rule: [the `resources:` of each of its jobs]} from a dry run's job listing (where the
+    jobs of a group, which only a cluster executor submits together, are listed indented)."""
+    jobs: dict[str, list[dict[str, str]]] = {}
+    for block in re.split(r"\n(?=\s*(?:local)?(?:rule|checkpoint) \w+:)", output):
+        rule = re.match(r"\s*(?:local)?(?:rule|checkpoint) (\w+):", block)
+        line = re.search(r"^\s+resources: (.*)$", block, flags=re.M)
+        if rule and line:
+            pairs = dict(kv.split("=", 1) for kv in line.group(1).split(", "))
+            jobs.setdefault(rule.group(1), []).append(pairs)
+    return jobs
+
+
+def test_jobs_ask_for_their_kind_of_resources_and_a_gpu_only_for_compute(tmp_path):
+    cfg = edited(lambda c: c.update(device="cuda", resources={"train": {"runtime": 500, "mem_mb": 12000}}))
+    res = snakemake(tmp_path, "--dry-run", config=cfg)
+    assert res.returncode == 0, res.stderr
+    jobs = job_resources(res.stdout)
+    assert {"prepare_dataset", "init_weights", "train_run", "reparam_sweep", "reparam_input"} <= set(jobs)
+    assert all((j["gpu"], j["runtime"], j["mem_mb"]) == ("1", "500", "12000") for j in jobs["train_run"])
+    # the schema's defaults for the kinds the config leaves out
+    assert all((j["gpu"], j["runtime"], j["mem_mb"]) == ("1", "60", "8000") for j in jobs["reparam_sweep"])
+    assert all((j["gpu"], j["runtime"], j["mem_mb"]) == ("0", "30", "4000")
+               for rule in ("prepare_dataset", "init_weights") for j in jobs[rule])
+    plots = [j for rule, js in jobs.items() if rule.startswith("plot_") for j in js]
+    assert plots and all(j["gpu"] == "0" and j["runtime"] == "10" for j in plots)
+    cpu = job_resources(snakemake(tmp_path, "--dry-run", config=TINY).stdout)
+    assert {j["gpu"] for js in cpu.values() for j in js if "gpu" in j} == {"0"}
 
 
 def test_changing_one_learning_rate_reruns_only_its_run_and_downstream(finished):

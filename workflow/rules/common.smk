@@ -49,9 +49,12 @@ wildcard_constraints:
     epoch=r"\d+",
 
 
-def compute_resources():
-    """Resources of a compute rule: one GPU when the config asks for CUDA."""
-    return {"gpu": 1 if DEVICE == "cuda" else 0}
+def job_resources(kind, compute=True):
+    """Resources of a rule's jobs: the `runtime` and `mem_mb` that the config's
+    `resources.<kind>` asks a cluster for (SLURM: -t, --mem; local runs ignore them)
+    and, for a compute rule, one GPU when the config asks for CUDA (`gpu=1`, which
+    the SLURM plugin turns into --gpus=1 and the local profile caps at one job)."""
+    return {**config["resources"][kind], "gpu": 1 if compute and DEVICE == "cuda" else 0}
 
 
 def get_dataset_sources(wildcards):

@@ -12,6 +12,8 @@ rule prepare_dataset:
     conda:
         "../envs/lossland.yaml"
     threads: THREADS
+    resources:
+        **job_resources("data", compute=False),
     params:
         name=lambda wc: wc.dataset,
         spec=lambda wc: config["datasets"][wc.dataset],

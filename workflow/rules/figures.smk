@@ -23,8 +23,13 @@ for _figure, (_family, _spec) in registry.figures().items():
             paths.log("plot", _figure),
         benchmark:
             paths.benchmark("plot", _figure)
+        # on a cluster, figures are drawn in jobs of `group-components: figures=N` (profiles/slurm)
+        group:
+            "figures"
         conda:
             "../envs/lossland.yaml"
+        resources:
+            **job_resources("plot", compute=False),
         params:
             function=_spec.function,
             kwargs=lambda wc, name=_figure: registry.figure_kwargs(config, name),

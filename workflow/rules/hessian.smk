@@ -23,7 +23,7 @@ rule hessian_init:
         "../envs/lossland.yaml"
     threads: THREADS
     resources:
-        **compute_resources(),
+        **job_resources("hessian"),
     params:
         analysis=lambda wc: lhessian.job_settings(config),
         epoch=0,
@@ -45,7 +45,7 @@ rule hessian_checkpoint:
         "../envs/lossland.yaml"
     threads: THREADS
     resources:
-        **compute_resources(),
+        **job_resources("hessian"),
     params:
         analysis=lambda wc: lhessian.job_settings(config),
         epoch=lambda wc: int(wc.epoch),

@@ -30,7 +30,7 @@ rule landscape_line:
         "../envs/lossland.yaml"
     threads: THREADS
     resources:
-        **compute_resources(),
+        **job_resources("landscape"),
     params:
         p=lambda wc: lland.job_params(config, RUNS, get_chosen("landscape"), wc.kind, wc.name),
         shard=0,
@@ -49,6 +49,8 @@ rule landscape_pca_directions:
         paths.log("landscape", "pca_directions/{name}"),
     conda:
         "../envs/lossland.yaml"
+    resources:
+        **job_resources("landscape", compute=False),
     params:
         # not the grid: the directions do not depend on it
         p=lambda wc: lland.job_params(config, RUNS, get_chosen("landscape"), "pca", wc.name, grid=False),
@@ -69,11 +71,15 @@ rule landscape_shard:
         name=LANDSCAPE_NAME,
         shard=r"\d+",
         shards=r"\d+",
+    # on a cluster, shards of every plane are batched into jobs of
+    # `group-components: landscape_shards=N` (profiles/slurm); ignored locally
+    group:
+        "landscape_shards"
     conda:
         "../envs/lossland.yaml"
     threads: THREADS
     resources:
-        **compute_resources(),
+        **job_resources("landscape"),
     params:
         p=lambda wc: lland.job_params(config, RUNS, get_chosen("landscape"), wc.kind, wc.name),
         shard=lambda wc: int(wc.shard),

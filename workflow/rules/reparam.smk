@@ -21,7 +21,7 @@ rule reparam_sweep:
         "../envs/lossland.yaml"
     threads: THREADS
     resources:
-        **compute_resources(),
+        **job_resources("reparam"),
     params:
         analysis=lambda wc: lreparam.job_settings(config, "sweep"),
         epoch=lambda wc: int(wc.epoch),
@@ -46,7 +46,7 @@ rule reparam_input:
         "../envs/lossland.yaml"
     threads: THREADS
     resources:
-        **compute_resources(),
+        **job_resources("reparam"),
     params:
         analysis=lambda wc: lreparam.job_settings(config, "input"),
         epoch=lambda wc: int(wc.epoch),

@@ -11,6 +11,8 @@ rule init_weights:
         paths.log("init_weights", "{dataset}/{model}_init{seed}"),
     conda:
         "../envs/lossland.yaml"
+    resources:
+        **job_resources("data", compute=False),
     params:
         model_spec=lambda wc: config["models"][wc.model],
         seed=lambda wc: int(wc.seed),
@@ -41,7 +43,7 @@ rule train_run:
         "../envs/lossland.yaml"
     threads: THREADS
     resources:
-        **compute_resources(),
+        **job_resources("train"),
     params:
         spec=get_run_spec,
     script:

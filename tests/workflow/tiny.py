@@ -1,0 +1,76 @@
+"""The tiny workflow config and the helpers that run it through Snakemake's CLI, shared by
+the local workflow tests (test_workflow.py) and the SLURM stage (test_slurm.py)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY = {
+    "device": "cpu",
+    "threads": 1,
+    "datasets": {"tiny": {"source": "embedded", "train_size": 200, "val_size": 100, "test_size": 100,
+                          "image_size": 8}},
+    "models": {"mlp": {"arch": "mlp", "hidden": [16]},
+               "mlp-n1": {"arch": "mlp", "hidden": [16], "init": {"scheme": "normal", "mean": -1.0, "std": 1.0}},
+               "mlp-bn": {"arch": "mlp", "hidden": [16], "batch_norm": True}},
+    "optimizers": {"sgd": {"algorithm": "sgd", "lr": 0.1}, "adam": {"algorithm": "adam", "lr": 0.01},
+                   "rmsprop": {"algorithm": "rmsprop", "lr": 0.001},
+                   "sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9},
+                   "heun": {"algorithm": "rk2", "method": "heun", "base": "sgd", "lr": 0.2}},
+    "training": {"epochs": 2, "batch_size": 50, "checkpoint_every": 1},
+    "optimizer_study": {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "adam", "rmsprop", "sgdm"],
+                        "lr_grids": {"adam": [0.01, 0.02]}, "init_seeds": [0]},
+    "rk2_study": {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "heun"]},
+    "init_study": {"dataset": "tiny", "models": ["mlp-n1"], "optimizers": ["sgd"]},
+    "switch_study": {"dataset": "tiny", "models": ["mlp"], "switches": [["sgd", "adam"]], "at": [0.5]},
+    "hessian": {"study": "optimizer_study", "optimizers": ["sgd", "adam"], "epochs": [0, 2], "samples": 50,
+                "settings": {"max_iter": 10, "trace_probes": 4, "density_probes": 1, "density_steps": 8,
+                             "sharpness_steps": 2}},
+    "landscape": {  # every kind, on whole splits (endpoints = the runs' metrics), 2 shards per plane
+        "study": "optimizer_study", "optimizers": ["sgd", "adam"], "samples": None, "shard_points": 6,
+        "init_final": {"start": 0.0, "stop": 2.0, "num": 5}, "final_final": {"start": -0.5, "stop": 1.5, "num": 5},
+        "distance": {"start": 0.0, "stop": 1.5, "num": 4},
+        "bilinear": {"x": {"start": 0, "stop": 1, "num": 3}, "y": {"start": 0, "stop": 1, "num": 3}},
+        "bilinear_optimizers": ["sgd", "adam", "rmsprop", "sgdm"],
+        "barycentric": {"x": {"start": 0, "stop": 1, "num": 3}, "y": {"start": 0, "stop": 1, "num": 3}},
+        "random_plane": {"x": {"start": -1, "stop": 1, "num": 3}, "y": {"start": -1, "stop": 1, "num": 3}},
+        "pca": {"x": {"start": -1, "stop": 1, "num": 3}, "y": {"start": -1, "stop": 1, "num": 3}},
+        "switching": {"enabled": True, "num": 3},
+    },
+    "reparam": {  # mlp/sgd is the optimizer study's run; mlp-bn is trained for BatchNorm's own scale
+        "dataset": "tiny", "models": ["mlp", "mlp-bn"], "optimizers": ["sgd"],
+        "log10_alpha": {"start": -2, "stop": 2, "num": 3}, "alpha_scale": [[0, 1]], "bn_scale": [0],
+        "samples": 50, "input_samples": 60,
+        "settings": {"max_iter": 8, "trace_probes": 4, "sharpness_steps": 2},
+    },
+}
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None, timeout: float = 900,
+              cores: int | None = 2) -> subprocess.CompletedProcess:
+    cfg = workdir / "config.yaml"
+    if config is not None:
+        cfg.write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(cfg), *(["--cores", str(cores)] if cores else []), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a (dry) run: {rule: count}."""
+    stats = {}
+    block = output.split("Job stats:", 1)[1] if "Job stats:" in output else ""
+    for line in block.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            stats[m.group(1)] = int(m.group(2))
+    return stats
