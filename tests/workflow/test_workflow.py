@@ -162,6 +162,26 @@ def test_jobs_ask_for_their_kind_of_resources_and_a_gpu_only_for_compute(tmp_pat
     assert plots and all(j["gpu"] == "0" and j["runtime"] == "10" for j in plots)
     cpu = job_resources(snakemake(tmp_path, "--dry-run", config=TINY).stdout)
     assert {j["gpu"] for js in cpu.values() for j in js if "gpu" in j} == {"0"}
+    # what snakemake-executor-plugin-slurm makes of them: the sbatch options of a training job
+    assert sbatch_options(jobs["train_run"][0], threads=1) >= {"-t 500", "--mem 12000", "--cpus-per-task=1",
+                                                                "--gpus=1"}
+    assert not any(o.startswith("--gpus") for o in sbatch_options(jobs["prepare_dataset"][0], threads=1))
+
+
+def sbatch_options(resources: dict[str, str], threads: int) -> set[str]:
+    """The resource options of the sbatch call the SLURM plugin builds for a job with these resources."""
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    class Resources(dict):
+        __getattr__ = dict.__getitem__
+
+    values = Resources({k: int(resources[k]) for k in ("gpu", "runtime", "mem_mb")})
+    job = type("Job", (), {"resources": values, "threads": threads, "is_group": lambda self: False})()
+    params = {"run_uuid": "u", "slurm_logfile": "log", "comment_str": "c", "account": "", "partition": "",
+              "workdir": "."}
+    call = get_submit_command(job, params) + set_gres_string(job)
+    return set(re.findall(r"(-t \d+|--mem \d+|--cpus-per-task=\d+|--gpus=\S+)", call))
 
 
 def test_changing_one_learning_rate_reruns_only_its_run_and_downstream(finished):
