@@ -34,6 +34,8 @@ SLURM_ARGS = ("--profile", str(ROOT / "profiles" / "slurm"), "--slurm-status-com
               "--slurm-init-seconds-before-status-checks", "2", "--resources", "mem_mb=16000")
 LOCAL_RULES = {"select_lr", "gather_lr_selection", "gather_study_metrics", "gather_chosen_metrics",
                "gather_landscape_surface", "gather_landscape_table", "gather_hessian", "gather_reparam", "all"}
+PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+BATCH_SIZES = {group: int(n) for group, n in (entry.split("=") for entry in PROFILE["group-components"])}
 CANCELLED_RUN = "mlp_adam-lr0.02_init0"  # a training run that nothing waits on first
 REPORT = os.environ.get("LOSSLAND_SLURM_REPORT")
 
@@ -143,11 +145,12 @@ def test_every_cluster_job_went_through_sbatch(slurm_run):
     results = slurm_run["dir"] / "results"
     shards = len(list((results / "landscape").rglob("shard*-of*.parquet")))
     figures = len(list((results / "figures").glob("*.png")))
-    batches = {"landscape_shards": 8, "figures": 25}
-    for group, size in batches.items():
-        mine = [j for j in jobs if j["comment"].startswith(f"rule_{group}_")]
-        assert len(mine) == -(-{"landscape_shards": shards, "figures": figures}[group] // size), listing(jobs)
-    assert len(jobs) == len(single) + sum(-(-n // size) for n, size in ((shards, 8), (figures, 25)))
+    batched = {"landscape_shards": shards, "figures": figures}
+    assert set(batched) == set(BATCH_SIZES)
+    batches = {group: -(-n // BATCH_SIZES[group]) for group, n in batched.items()}
+    for group, count in batches.items():
+        assert len([j for j in jobs if j["comment"].startswith(f"rule_{group}_")]) == count, listing(jobs)
+    assert len(jobs) == len(single) + sum(batches.values())
     report("sbatch submissions", f"{len(jobs)} with batches ({len(single) - 1} single jobs, 1 retry, the batches of "
            f"{shards} shards and {figures} figures); {len(single) - 1 + shards + figures} without batches")
 
@@ -198,8 +201,8 @@ def test_a_failing_job_stops_only_its_downstream(tmp_path, cluster):
     report(f"a failing job (corrupt archive): exit {res.returncode}", listing(jobs))
     assert res.returncode != 0
     failed = [j for j in jobs if j["state"] == "FAILED"]
-    retries = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())["retries"]
-    assert [j["comment"] for j in failed] == ["rule_prepare_dataset_wildcards_broken"] * (1 + retries), listing(jobs)
+    assert [j["comment"] for j in failed] == ["rule_prepare_dataset_wildcards_broken"] * (1 + PROFILE["retries"]), \
+        listing(jobs)
     assert all(re.search(rf"SLURM-job '{j['id']}' failed", output) for j in failed), output[-5000:]
     # each attempt's SLURM log names the file that broke it
     logs = tmp_path / "wf" / ".snakemake" / "slurm_logs" / "rule_prepare_dataset" / "broken"
