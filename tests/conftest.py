@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny import TINY, snakemake
 
 import lossland
 from lossland import data
@@ -31,6 +32,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slurm" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_workflow(tmp_path_factory) -> Path:
+    """A folder where the tiny config (tests/tiny.py) ran to the end: the workflow tests'
+    and the reliability suite's (determinism, rerun triggers) shared run. Tests may dry-run
+    in it with other configs but must leave it as they found it."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    res = snakemake(workdir, config=TINY)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return workdir
 
 
 def source_archive() -> Path:

@@ -18,7 +18,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 PUBLIC = [
     "__version__",
-    "DeviceBatches", "PreparedDataset", "Split", "embedded_archive", "load_prepared", "prepare",
+    "DataError", "DeviceBatches", "PreparedDataset", "Split", "embedded_archive", "load_prepared", "prepare",
     "read_imagefolder", "read_python_archive", "read_source", "save_prepared",
     "default_loss", "evaluate",
     "HessianOperator", "SLQResult", "TraceEstimate", "epsilon_sharpness", "hessian", "hessian_slq",
@@ -27,7 +27,7 @@ PUBLIC = [
     "functional_distance", "interpolate", "normalize_direction", "pca_directions", "random_direction",
     "recompute_bn", "surface",
     "build_model", "count_parameters", "create_model", "init_weights",
-    "make_optimizer",
+    "fitting_batch_size", "make_optimizer",
     "alpha_scale", "bn_scale", "input_gradient_norms", "input_reparametrization", "input_reparametrization_sweep",
     "reparametrization_sweep", "weight_normalize",
     "TrainSettings", "TrainState", "train",

@@ -457,3 +457,131 @@ def test_the_plots_package_imports_no_torch_and_no_other_lossland_module():
 def test_importing_lossland_plots_does_not_import_torch():
     mods = _imports_in_subprocess(ALL_MODULES, stub_parent=False)
     assert "torch" not in mods and "seaborn" not in mods
+
+
+# --------------------------------------------------------------------------- diverged runs: all-NaN tables
+
+DIVERGED_RUN = _ids("nin", "adadelta", 0)["run"]
+MEASURES = ("loss", "accuracy", "distance", "alpha", "init_distance", "functional_distance", "disagreement",
+            "top_eigenvalue", "trace", "epsilon_sharpness", "ball_sharpness", "predicted_trace",
+            "top_eigenvalue_bound", "rel_output_diff", "max_output_diff", "test_loss", "mean_grad_norm",
+            "median_grad_norm", "predicted_mean_grad_norm", "ratio_min", "ratio_max", "rank_correlation",
+            "grad_norm", "x", "y", "explained_variance_ratio_x", "explained_variance_ratio_y")
+
+
+def _diverge(df: pd.DataFrame, rows, keep=()) -> pd.DataFrame:
+    """``df`` with every measured column of ``rows`` NaN (inf in ``loss``), but the columns in ``keep``."""
+    df = df.copy()
+    for col in (c for c in MEASURES if c in df and c not in keep):
+        df.loc[rows, col] = np.inf if col == "loss" else np.nan
+    return df
+
+
+def _says_diverged(ax) -> bool:
+    texts = [t.get_text() for t in ax.texts]
+    if ax.get_legend() is not None:
+        texts += [t.get_text() for t in ax.get_legend().get_texts()]
+    return any("diverged" in t for t in [*texts, ax.get_title(), ax.get_xlabel(), ax.get_ylabel()])
+
+
+def _assert_finite_limits(fig) -> None:
+    fig.canvas.draw()  # renders: no NaN limits, no log axis without positive values
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        lims = [ax.get_xlim(), ax.get_ylim(), *([ax.get_zlim()] if hasattr(ax, "get_zlim") else [])]
+        assert np.isfinite(lims).all(), (ax.get_title(), lims)
+        for lim, scale in ((ax.get_xlim(), ax.get_xscale()), (ax.get_ylim(), ax.get_yscale())):
+            assert scale != "log" or min(lim) > 0, (ax.get_title(), lim)
+
+
+def _panels_of(fig, word: str):
+    return [ax for ax in fig.axes if ax.get_visible() and word in ax.get_title()]
+
+
+def test_a_diverged_run_is_shown_as_diverged_on_the_distance_paths():
+    lines = landscape_tables(seeds=(0,))["distance"]  # adadelta's one run diverged
+    lines = _diverge(lines, lines["run"] == DIVERGED_RUN, keep=("accuracy",))
+    fig = landscape.distance_paths(lines, optimizers=OPTIMIZERS)
+    _assert_finite_limits(fig)
+    assert "adadelta (diverged)" in _legend_colors(fig) and "sgd" in _legend_colors(fig)
+    stars = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_marker() == "*"]
+    assert stars and all(np.isfinite(np.asarray(ln.get_xydata(), float)).all() for ln in stars)
+    alone = landscape.distance_paths(lines[lines["run"] == DIVERGED_RUN], optimizers=OPTIMIZERS)
+    _assert_finite_limits(alone)
+    panels = [ax for ax in alone.axes if ax.get_title()]
+    assert len(panels) == 2 and all(style.NO_FINITE_VALUES in [t.get_text() for t in ax.texts] for ax in panels)
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in panels)
+
+
+def test_a_diverged_run_is_shown_as_diverged_on_the_optimizer_grid():
+    lt = landscape_tables()
+    bary, ff = lt["barycentric"], lt["final_final"]
+    bary = _diverge(bary, (bary["optimizer_a"] == "adadelta") | (bary["optimizer_b"] == "adadelta"))
+    ff = _diverge(ff, (ff["optimizer_a"] == "adadelta") | (ff["optimizer_b"] == "adadelta"), keep=("alpha",))
+    fig = landscape.optimizer_grid(bary, ff, optimizers=OPTIMIZERS)
+    _assert_finite_limits(fig)
+    planes = [ax for ax in _panels_of(fig, "plane: init") if "adadelta" in ax.get_title()]
+    lines = [ax for ax in _panels_of(fig, "FD ") if "adadelta" in ax.get_title()]
+    assert len(planes) == 2 and all(style.NO_FINITE_VALUES in [t.get_text() for t in ax.texts] for ax in planes)
+    assert len(lines) == 2 and all("FD diverged" in ax.get_title() for ax in lines)
+    fine = [ax for ax in _panels_of(fig, "plane: init") if "adadelta" not in ax.get_title()]
+    assert fine and not any(_says_diverged(ax) for ax in fine)
+    cbar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
+    loss = bary.loc[(bary["split"] == "train") & (bary["seed"] == 0), "loss"]
+    logs = np.log10(loss[np.isfinite(loss)])
+    assert np.allclose(sorted(cbar.get_ylim()), [logs.min(), logs.max()])  # the finite planes' colour scale
+
+
+@pytest.mark.parametrize("kind", ["random_plane", "pca"])
+def test_a_diverged_run_is_shown_as_diverged_on_its_plane(kind):
+    lt = landscape_tables()
+    plane = lt[kind]
+    plane = _diverge(plane, plane["run"] == DIVERGED_RUN, keep=("x", "y"))
+    if kind == "pca":
+        traj = lt["pca_trajectory"]
+        fig = landscape.pca_planes(plane, _diverge(traj, traj["run"] == DIVERGED_RUN), optimizers=OPTIMIZERS)
+    else:
+        fig = landscape.random_planes(plane, optimizers=OPTIMIZERS)
+    _assert_finite_limits(fig)
+    mine = _panels_of(fig, "adadelta")
+    assert mine and all(style.NO_FINITE_VALUES in [t.get_text() for t in ax.texts] for ax in mine)
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in mine)
+    others = [ax for ax in fig.axes if ax.get_visible() and ax.get_title() and ax not in mine]
+    assert others and not any(_says_diverged(ax) for ax in others)
+    if kind == "pca":
+        assert all("diverged" in ax.get_xlabel() for ax in mine)  # no explained variance to state
+
+
+def test_a_diverged_run_is_shown_as_diverged_on_the_alpha_scale_sweep():
+    sweep = reparam_tables()[0]
+    sweep = _diverge(sweep, sweep["model"] == "nin", keep=("alpha",))  # the BN-scale series
+    fig = reparam.alpha_scale_sharpness(sweep, optimizers=OPTIMIZERS)
+    _assert_finite_limits(fig)
+    measures = [ax for ax in fig.axes if ax.get_title() in {p[3] for p in reparam.SCALE_PANELS}]
+    assert len(measures) == 4 and all("diverged: no finite values" in [t.get_text() for t in ax.texts]
+                                      for ax in measures)
+    loss = next(ax for ax in fig.axes if ax.get_title().startswith("test loss"))
+    assert min(loss.get_ylim()) < 2.2 < max(loss.get_ylim()) and max(loss.get_ylim()) < 3  # from the finite losses
+    alone = reparam.alpha_scale_sharpness(sweep[sweep["model"] == "nin"], optimizers=OPTIMIZERS)
+    _assert_finite_limits(alone)
+    panels = [ax for ax in alone.axes if ax.get_visible() and ax.get_title()]
+    assert len(panels) == 6 and all(style.NO_FINITE_VALUES in [t.get_text() for t in ax.texts] for ax in panels)
+    assert not any("nan" in t.get_text() for ax in alone.axes for t in ax.texts)
+
+
+def test_a_diverged_run_is_shown_as_diverged_on_the_weight_norm_and_input_figure():
+    sweep, inputs, examples = reparam_tables()
+    run = "relu-mlp_sgd-lr0.1_init0"  # the only weight-norm series, and one of the two input runs
+    sweep = _diverge(sweep, sweep["run"] == run, keep=("alpha",))
+    inputs = _diverge(inputs, inputs["run"] == run, keep=("alpha",))
+    examples = _diverge(examples, examples["run"] == run)
+    fig = reparam.weight_norm_and_input(sweep, inputs, examples, optimizers=OPTIMIZERS)
+    _assert_finite_limits(fig)
+    weight_norm = _panels_of(fig, "weight norm: ")
+    assert len(weight_norm) == 2 and all(style.NO_FINITE_VALUES in [t.get_text() for t in ax.texts]
+                                         for ax in weight_norm)
+    notes = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "relu-mlp weight norm: diverged" in notes and "relu-mlp standardize: Spearman diverged" in notes
+    assert any(t.startswith("nin standardize: Spearman 1.00") for t in notes)  # the finite run as before
+    assert not any("nan" in t for t in notes)

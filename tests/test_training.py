@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import lossland
+from lossland import io
 from lossland.data import Split
 from lossland.training import TrainSettings, TrainState, snapshot, train
 
@@ -101,16 +102,13 @@ def _train_nin(dataset, epochs, resume=None, stop_after=None):
     return model, state, saved
 
 
-def test_resume_equals_uninterrupted(tiny_dataset):
+def test_resume_equals_uninterrupted(tiny_dataset, tmp_path):
     straight_model, straight, _ = _train_nin(tiny_dataset, 3)
     _, interrupted, saved = _train_nin(tiny_dataset, 3, stop_after=1)
     assert interrupted is None
-    # round trip through torch.save, as a resume file would
-    import io as _io
-    buf = _io.BytesIO()
-    torch.save(saved[1].to_dict(), buf)
-    buf.seek(0)
-    resume = TrainState.from_dict(torch.load(buf, weights_only=False))
+    # round trip through a safetensors state tree, as the resume file does
+    io.save_state_tree(saved[1].to_dict(), tmp_path / "resume.safetensors")
+    resume = TrainState.from_dict(io.load_state_tree(tmp_path / "resume.safetensors"))
     resumed_model, resumed, _ = _train_nin(tiny_dataset, 3, resume=resume)
     sd_a, sd_b = straight_model.state_dict(), resumed_model.state_dict()
     assert all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)

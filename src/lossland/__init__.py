@@ -22,8 +22,8 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _SOURCES = {
-    **dict.fromkeys(("DeviceBatches", "PreparedDataset", "Split", "embedded_archive", "load_prepared", "prepare",
-                     "read_imagefolder", "read_python_archive", "read_source", "save_prepared"), "data"),
+    **dict.fromkeys(("DataError", "DeviceBatches", "PreparedDataset", "Split", "embedded_archive", "load_prepared",
+                     "prepare", "read_imagefolder", "read_python_archive", "read_source", "save_prepared"), "data"),
     **dict.fromkeys(("default_loss", "evaluate"), "evaluation"),
     **dict.fromkeys(("HessianOperator", "SLQResult", "TraceEstimate", "epsilon_sharpness", "hessian", "hessian_slq",
                      "hessian_trace", "hvp", "negative_eigenvalue_fraction", "spectral_density", "top_eigenvalues"),
@@ -32,6 +32,7 @@ _SOURCES = {
                      "functional_distance", "interpolate", "normalize_direction", "pca_directions",
                      "random_direction", "recompute_bn", "surface"), "landscape"),
     **dict.fromkeys(("build_model", "count_parameters", "create_model", "init_weights"), "models"),
+    "fitting_batch_size": "memory",
     "make_optimizer": "optim",
     **dict.fromkeys(("alpha_scale", "bn_scale", "input_gradient_norms", "input_reparametrization",
                      "input_reparametrization_sweep", "reparametrization_sweep", "weight_normalize"), "reparam"),
@@ -40,7 +41,7 @@ _SOURCES = {
 
 __all__ = [
     "__version__",
-    "DeviceBatches", "PreparedDataset", "Split", "embedded_archive", "load_prepared", "prepare",
+    "DataError", "DeviceBatches", "PreparedDataset", "Split", "embedded_archive", "load_prepared", "prepare",
     "read_imagefolder", "read_python_archive", "read_source", "save_prepared",
     "default_loss", "evaluate",
     "HessianOperator", "SLQResult", "TraceEstimate", "epsilon_sharpness", "hessian", "hessian_slq",
@@ -49,7 +50,7 @@ __all__ = [
     "functional_distance", "interpolate", "normalize_direction", "pca_directions", "random_direction",
     "recompute_bn", "surface",
     "build_model", "count_parameters", "create_model", "init_weights",
-    "make_optimizer",
+    "fitting_batch_size", "make_optimizer",
     "alpha_scale", "bn_scale", "input_gradient_norms", "input_reparametrization", "input_reparametrization_sweep",
     "reparametrization_sweep", "weight_normalize",
     "TrainSettings", "TrainState", "train",

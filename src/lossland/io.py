@@ -5,7 +5,9 @@ Everything that lands where a finished output belongs goes through
 folder and renamed into place only once complete, so an interrupted job never
 leaves a file that looks finished.
 
-This module knows no model: checkpoints are plain ``{name: tensor}`` dicts.
+This module knows no model: checkpoints are plain ``{name: tensor}`` dicts, and a
+training resume point is a state tree (:func:`save_state_tree`). Nothing here
+unpickles: every tensor file is read through safetensors.
 It imports neither torch nor safetensors until a tensor is read or written, so
 table-only jobs (and :mod:`lossland.plots`) run without loading torch.
 """
@@ -83,19 +85,29 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-@lru_cache(maxsize=1)
-def git_commit() -> str:
-    """The commit of the working directory's git checkout, or ``"unknown"``."""
+def _checkout() -> Path | None:
+    """The git checkout this package runs from (``src/lossland`` of a clone), if it is one."""
+    root = Path(__file__).resolve().parents[2]
+    return root if Path(__file__).resolve().parent.parent.name == "src" and (root / ".git").exists() else None
+
+
+@lru_cache(maxsize=4)
+def git_commit(directory: str | os.PathLike | None = None) -> str:
+    """The commit (``-dirty`` with uncommitted changes to tracked files) of ``directory``; by
+    default of the code: the checkout this package runs from, whatever the working directory
+    (a workflow's jobs run in their results folder), else the working directory's. The
+    environment variable ``LOSSLAND_GIT_COMMIT`` overrides it; ``"unknown"`` outside git."""
     env_commit = os.environ.get("LOSSLAND_GIT_COMMIT")
     if env_commit:
         return env_commit
+    where = str(directory or _checkout() or Path.cwd())
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True, cwd=where,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True, text=True, timeout=10, check=True, cwd=where,
         ).stdout.strip()
         return out + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -202,11 +214,67 @@ def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     return load_file(str(path), device=str(device))
 
 
-def torch_save_atomic(obj: Any, path: str | os.PathLike) -> None:
+TREE_KEY = "lossland.tree"
+
+
+def save_state_tree(tree: Any, path: str | os.PathLike) -> None:
+    """Save a nested structure (dicts, lists, tuples, tensors, str, numbers, bools, None) as
+    one safetensors file, atomically: the tensors as its tensors, the structure as JSON in its
+    metadata (``lossland.tree``). Dict keys keep their types (an optimizer's int keys) and
+    tuples stay tuples; a tensor that appears twice is stored once and comes back shared."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    names: dict[int, str] = {}
+    structure = _encode_tree(tree, tensors, names)
+    blob = json.dumps(structure, allow_nan=True, separators=(",", ":"))
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"lossland": "state_tree", TREE_KEY: blob})
+
+
+def load_state_tree(path: str | os.PathLike, device: str | torch.device = "cpu") -> Any:
+    """The structure :func:`save_state_tree` saved, its tensors on ``device``."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt", device=str(device)) as f:
+        meta = f.metadata() or {}
+        if TREE_KEY not in meta:
+            raise ValueError(f"{path}: not a state tree (its safetensors metadata has no {TREE_KEY!r})")
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+    return _decode_tree(json.loads(meta[TREE_KEY]), tensors)
+
+
+def _encode_tree(obj: Any, tensors: dict, names: dict) -> Any:
+    """JSON for ``obj``: scalars as themselves, lists as lists, and tagged objects
+    ``{"tensor": name}``, ``{"tuple": [...]}``, ``{"dict": [[key, value], ...]}``."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, torch.Tensor):
+        if id(obj) not in names:
+            names[id(obj)] = name = str(len(names))
+            tensors[name] = obj.detach().to("cpu", copy=True).contiguous()
+        return {"tensor": names[id(obj)]}
+    if isinstance(obj, list):
+        return [_encode_tree(v, tensors, names) for v in obj]
+    if isinstance(obj, tuple):
+        return {"tuple": [_encode_tree(v, tensors, names) for v in obj]}
+    if isinstance(obj, Mapping):
+        return {"dict": [[_encode_tree(k, tensors, names), _encode_tree(v, tensors, names)] for k, v in obj.items()]}
+    raise TypeError(f"a state tree cannot hold {type(obj).__name__}")
+
+
+def _decode_tree(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_decode_tree(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "tensor" in obj:
+        return tensors[obj["tensor"]]
+    if "tuple" in obj:
+        return tuple(_decode_tree(v, tensors) for v in obj["tuple"])
+    return {_decode_tree(k, tensors): _decode_tree(v, tensors) for k, v in obj["dict"]}
 
 
 def concat_parquet(paths: list[str | os.PathLike]) -> tuple[pd.DataFrame, list[dict]]:

@@ -58,7 +58,7 @@ def test_interrupted_run_leaves_no_outputs_and_resumes_to_the_same_result(tiny_d
                        progress=False, **_paths(straight))
 
     killed = tmp_path / "killed"
-    real_save = io.torch_save_atomic
+    real_save = io.save_state_tree
     calls = {"n": 0}
 
     def dying_save(obj, path):
@@ -67,14 +67,14 @@ def test_interrupted_run_leaves_no_outputs_and_resumes_to_the_same_result(tiny_d
         if obj["state"]["epoch"] == 2:
             raise KeyboardInterrupt("killed after epoch 2")
 
-    monkeypatch.setattr(io, "torch_save_atomic", dying_save)
+    monkeypatch.setattr(io, "save_state_tree", dying_save)
     with pytest.raises(KeyboardInterrupt):
         runner.execute_run(spec, tiny_dataset, _init(tiny_dataset, spec), device=torch.device("cpu"),
                            progress=False, **_paths(killed))
-    monkeypatch.setattr(io, "torch_save_atomic", real_save)
+    monkeypatch.setattr(io, "save_state_tree", real_save)
     # nothing that looks finished, but a resume point
     assert not (killed / "metrics.parquet").exists() and not (killed / "final.safetensors").exists()
-    assert (killed / ".partial" / "resume.pt").exists()
+    assert (killed / ".partial" / "resume.safetensors").exists()
 
     state = runner.execute_run(spec, tiny_dataset, _init(tiny_dataset, spec), device=torch.device("cpu"),
                                progress=False, **_paths(killed))
@@ -92,18 +92,18 @@ def test_interrupted_run_leaves_no_outputs_and_resumes_to_the_same_result(tiny_d
 
 def test_resume_point_of_another_spec_is_discarded(tiny_dataset, tmp_path, monkeypatch):
     spec = _spec(lr=0.01)
-    real_save = io.torch_save_atomic
+    real_save = io.save_state_tree
 
     def dying_save(obj, path):
         real_save(obj, path)
         if obj["state"]["epoch"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(io, "torch_save_atomic", dying_save)
+    monkeypatch.setattr(io, "save_state_tree", dying_save)
     with pytest.raises(KeyboardInterrupt):
         runner.execute_run(spec, tiny_dataset, _init(tiny_dataset, spec), device=torch.device("cpu"),
                            progress=False, **_paths(tmp_path))
-    monkeypatch.setattr(io, "torch_save_atomic", real_save)
+    monkeypatch.setattr(io, "save_state_tree", real_save)
     other = _spec(lr=0.02)
     runner.execute_run(other, tiny_dataset, _init(tiny_dataset, other), device=torch.device("cpu"),
                        progress=False, **_paths(tmp_path))

@@ -31,11 +31,8 @@ def planned_runs(output: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("wf")
-    res = snakemake(workdir, config=TINY)
-    assert res.returncode == 0, res.stdout + res.stderr
-    return workdir
+def finished(tiny_workflow):
+    return tiny_workflow
 
 
 def edited(edit) -> dict:

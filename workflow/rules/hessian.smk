@@ -19,6 +19,8 @@ rule hessian_init:
         **{t: lhessian.point_path("init", HESSIAN_INIT, t) for t in lhessian.POINT_TABLES},
     log:
         paths.log("hessian_init", "{dataset}/{model}_init{seed}"),
+    benchmark:
+        paths.benchmark("hessian_init", "{dataset}/{model}_init{seed}")
     conda:
         "../envs/lossland.yaml"
     threads: THREADS
@@ -41,6 +43,8 @@ rule hessian_checkpoint:
         **{t: lhessian.point_path("checkpoint", HESSIAN_CHECKPOINT, t) for t in lhessian.POINT_TABLES},
     log:
         paths.log("hessian_checkpoint", "{run}/epoch{epoch}"),
+    benchmark:
+        paths.benchmark("hessian_checkpoint", "{run}/epoch{epoch}")
     conda:
         "../envs/lossland.yaml"
     threads: THREADS

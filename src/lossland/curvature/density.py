@@ -140,6 +140,10 @@ def slq(matmat: MatMat, dim: int, n_probes: int = 10, n_steps: int = 80, *, seed
         for i in range(m):
             n = int(length[i])
             t = _tridiag(list(alphas[:n, i]), list(betas[: n - 1, i]))
+            if not np.isfinite(t).all():  # a non-finite product (diverged weights): NaN estimates
+                nodes.append(np.full(n, np.nan))
+                weights.append(np.full(n, np.nan))
+                continue
             theta, vecs = np.linalg.eigh(t)
             nodes.append(theta)
             weights.append(vecs[0] ** 2)

@@ -127,7 +127,8 @@ def lanczos_eigenvalues(matmat: MatMat, dim: int, k: int = 1, which: str = "larg
     invariant subspace (breakdown) the iteration restarts from a fresh random
     vector orthogonal to the basis, so repeated eigenvalues are found with their
     multiplicity. Returns a float64 tensor of ``k`` values (with
-    ``return_info=True`` also a dict with ``iterations`` and ``converged``).
+    ``return_info=True`` also a dict with ``iterations`` and ``converged``). A product that
+    is not finite (weights of a diverged run) stops the iteration: the values are NaN.
     """
     if which not in ("largest", "smallest", "magnitude"):
         raise ValueError(f"which must be 'largest', 'smallest' or 'magnitude', got {which!r}")
@@ -138,7 +139,11 @@ def lanczos_eigenvalues(matmat: MatMat, dim: int, k: int = 1, which: str = "larg
     converged = False
     j = 0
     for j, alpha, beta, _ in _lanczos(matmat, dim, max_iter, _generator(seed), dtype, device):
-        sel = _select(np.linalg.eigvalsh(_tridiag(alpha, beta)), k, which)
+        t = _tridiag(alpha, beta)
+        if not np.isfinite(t).all():  # a product was NaN or infinite (e.g. diverged weights)
+            prev = np.full(k, np.nan)
+            break
+        sel = _select(np.linalg.eigvalsh(t), k, which)
         if sel is not None:
             if j + 1 == dim:
                 converged, prev = True, sel

@@ -58,7 +58,7 @@ def settings_from_config(cls, cfg: Mapping[str, Any] | None):
 
 
 def hessian_report(model: nn.Module, data: Data, settings: SpectrumSettings = SpectrumSettings(),
-                   loss_fn: LossFn | None = None) -> dict[str, pd.DataFrame]:
+                   loss_fn: LossFn | None = None, *, batch_size: int | None = None) -> dict[str, pd.DataFrame]:
     """Hessian of the mean loss of ``model`` (eval mode) over ``data``, summarised.
 
     Returns three DataFrames:
@@ -74,9 +74,12 @@ def hessian_report(model: nn.Module, data: Data, settings: SpectrumSettings = Sp
       the spectrum lies, so a strict ``< 0`` count measures that noise),
       ``slq_trace, epsilon_sharpness`` (Keskar, percent; NaN when skipped),
       ``n_params, n_samples, seconds``.
+
+    ``batch_size`` splits a tensor pair into chunks (default: one batch, whose graph every
+    product reuses; :func:`lossland.memory.fitting_batch_size` picks one within a budget).
     """
     t0 = time.perf_counter()
-    op = HessianOperator(model, data, loss_fn)
+    op = HessianOperator(model, data, loss_fn, batch_size=batch_size)
     s = settings
     top = op.eigenvalues(s.k, "largest", tol=s.tol, max_iter=s.max_iter, seed=s.seed).cpu().numpy()
     bottom = op.eigenvalues(s.k, "smallest", tol=s.tol, max_iter=s.max_iter, seed=s.seed + 1).cpu().numpy()

@@ -23,6 +23,7 @@ from .prepared import (
 from .sources import (
     CIFAR10_CLASSES,
     SOURCES,
+    DataError,
     RawDataset,
     RawSplit,
     build_embedded_archive,
@@ -34,7 +35,7 @@ from .sources import (
 )
 
 __all__ = [
-    "CIFAR10_CLASSES", "SOURCES", "RawSplit", "RawDataset", "embedded_archive", "read_imagefolder",
+    "CIFAR10_CLASSES", "SOURCES", "DataError", "RawSplit", "RawDataset", "embedded_archive", "read_imagefolder",
     "read_python_archive", "read_torchvision", "read_source", "build_embedded_archive",
     "SPLIT_ORDER", "Split", "PreparedDataset", "prepare", "save_prepared", "load_prepared",
     "SUBSET_SEED", "subset_indices",

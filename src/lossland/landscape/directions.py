@@ -103,7 +103,8 @@ def pca_directions(checkpoints: Sequence[State], final: State | None = None, *,
     decomposed; the two leading right singular vectors (after centering the rows
     when ``center``, as sklearn's PCA in Li et al.'s code) are the directions and
     each checkpoint's coordinates are its projections on them. For a surface
-    around the final point: ``surface(model, final, p.dir_x, p.dir_y, ...)``.
+    around the final point: ``surface(model, final, p.dir_x, p.dir_y, ...)``. A trajectory
+    with non-finite entries (a diverged run) gives NaN directions, coordinates and variances.
     """
     if len(checkpoints) < 2:
         raise ValueError("pca_directions needs at least 2 checkpoints")
@@ -115,6 +116,11 @@ def pca_directions(checkpoints: Sequence[State], final: State | None = None, *,
     mc = m - m.mean(0, keepdim=True) if center else m
     # the small Gram matrix instead of a (checkpoints × parameters) SVD
     gram = mc @ mc.T
+    if not torch.isfinite(gram).all():  # a diverged trajectory: no plane, NaN directions and coordinates
+        nan_dirs = [{k: torch.full_like(final[k], float("nan")) for k in keys} for _ in range(2)]
+        coords = np.full(len(checkpoints), np.nan)
+        return PCADirections(*nan_dirs, pd.DataFrame({"index": np.arange(len(checkpoints)), "x": coords, "y": coords}),
+                             np.full(2, np.nan), np.full(2, np.nan), keys)
     evals, evecs = torch.linalg.eigh(gram)
     order = torch.argsort(evals, descending=True)
     evals, evecs = evals[order].clamp_min(0), evecs[:, order]

@@ -55,8 +55,37 @@ def load_schema(directory: str | Path | None = None) -> dict:
 
 
 def _key(path: Iterable[Any]) -> str:
-    parts = [str(p) for p in path]
-    return ".".join(parts) if parts else "<top level>"
+    """``a.b[2].c``: mapping keys joined by dots, list positions in brackets."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+_TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+               "array": "a list", "object": "a mapping", "null": "null"}
+
+
+def _allowed(schema: Mapping[str, Any]) -> str:
+    """What a (sub)schema accepts, in words: ``an integer >= 1``, ``a list of 2 items``."""
+    if "enum" in schema:
+        return ", ".join(repr(v) for v in schema["enum"])
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    words = " or ".join(_TYPE_WORDS.get(t, t) for t in types) or "a value"
+    bounds = [f"{op} {schema[k]}" for k, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                 ("maximum", "<="), ("exclusiveMaximum", "<")) if k in schema]
+    if bounds:
+        words += " " + " and ".join(bounds)
+    lo, hi = schema.get("minItems"), schema.get("maxItems")
+    if lo is not None and lo == hi:
+        words += f" of {lo} item{'s' * (lo != 1)}"
+    elif lo or hi is not None:
+        words += " of " + " and ".join(([f"at least {lo}"] if lo else []) + ([f"at most {hi}"] if hi is not None
+                                                                                else [])) + " items"
+    if schema.get("uniqueItems"):
+        words += ", without repeats"
+    return words
 
 
 def _describe(error) -> str:
@@ -85,6 +114,9 @@ def _describe(error) -> str:
                     desc += f" >= {sub['minimum']}"
                 options.append(str(desc))
         return f"{key}: {error.instance!r} is not allowed; allowed: {' or '.join(options) or 'see schema'}"
+    if error.validator in ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems",
+                           "maxItems", "uniqueItems"):
+        return f"{key}: {error.message}; allowed: {_allowed(schema)}"
     return f"{key}: {error.message}"
 
 
@@ -130,6 +162,9 @@ def cross_check(config: Mapping[str, Any]) -> list[str]:
         if ds["source"] in PATH_SOURCES and not ds.get("path"):
             problems.append(f"datasets.{name}.path: required for source {ds['source']!r} "
                             f"(a folder or archive)")
+        elif ds["source"] in PATH_SOURCES and not Path(ds["path"]).exists():
+            problems.append(f"datasets.{name}.path: {ds['path']} does not exist (relative paths are read from "
+                            f"{Path.cwd()}); allowed: an existing folder or archive for source {ds['source']!r}")
     for name, spec in config["models"].items():
         arch = spec["arch"]
         allowed = ARCH_OPTIONS[arch]

@@ -51,16 +51,23 @@ def start(log_path: str | None, *, gpu: bool = False, threads: int | None = None
 def load_weights(items: Sequence[tuple[str | Path, int]], device: Any = "cpu") -> tuple[Any, list[dict]]:
     """The model and the state dicts of ``items``: ``(path, epoch)`` pairs, each path a weights file
     or a checkpoints folder holding that epoch (:func:`lossland.pipeline.paths.weights`). The
-    model is rebuilt from the first file's sidecar; each file is read once."""
-    from .. import io
-    from .runner import model_from_checkpoint
+    model is rebuilt from the first file's sidecar and holds its weights; every file's sidecar
+    must describe the same model and its tensors must fit it. Each file is read once."""
+    from .runner import MODEL_KEYS, check_fits, model_for, read_checkpoint
 
-    model, states, cache = None, [], {}
+    model, first, states, cache = None, None, [], {}
     for path, epoch in items:
         path = weights_file(path, epoch)
-        if model is None:
-            model, _ = model_from_checkpoint(path, device)
         if path not in cache:
-            cache[path] = io.load_checkpoint(path, device)[0]
+            tensors, meta = read_checkpoint(path, device)
+            if model is None:
+                model, first = model_for(path, meta), (path, meta)
+            differ = [f"{k} {first[1][k]} vs {meta[k]}" for k in MODEL_KEYS if meta[k] != first[1][k]]
+            if differ:
+                raise ValueError(f"{first[0]} and {path} hold weights of different models: {'; '.join(differ)}")
+            check_fits(path, meta, tensors, model)
+            cache[path] = tensors
         states.append(cache[path])
+    if model is not None:
+        model.to(device).load_state_dict(states[0])
     return model, states

@@ -10,10 +10,11 @@ weights, and writes
   spec's checkpoint epochs.
 
 While it runs, everything lives in a ``.partial`` folder beside the outputs: a
-resume point after every epoch and the checkpoints so far. An interrupted run
-(killed, pre-empted) continues from its last finished epoch when started again
-with the same spec, and nothing appears at an output path before the run is
-complete. A run whose loss becomes NaN or infinite stops, and is written out
+resume point after every epoch (``resume.safetensors``, written by
+:func:`lossland.io.save_state_tree`) and the checkpoints so far. An interrupted
+run (killed, pre-empted) continues from its last finished epoch when started
+again with the same spec, and nothing appears at an output path before the run
+is complete. A run whose loss becomes NaN or infinite stops, and is written out
 with ``diverged`` set, so the rest of a workflow goes on.
 """
 
@@ -134,10 +135,55 @@ def metrics_frame(spec: Mapping[str, Any], records: list[dict]) -> pd.DataFrame:
     return df
 
 
+MODEL_KEYS = ("model_spec", "input_shape", "num_classes")
+
+
+def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict, dict]:
+    """``(tensors, sidecar)`` of a checkpoint whose sidecar describes a model (:data:`MODEL_KEYS`)."""
+    side = io.sidecar_path(path)
+    if not side.exists():
+        raise FileNotFoundError(f"{path}: no sidecar {side} (it names the model the weights belong to)")
+    tensors, meta = io.load_checkpoint(path, device)
+    missing = [k for k in MODEL_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"{path}: its sidecar {side} lacks {', '.join(missing)}")
+    return tensors, meta
+
+
+def model_for(path: str | os.PathLike, meta: Mapping[str, Any]) -> nn.Module:
+    """The (untrained) model that the sidecar ``meta`` of checkpoint ``path`` describes."""
+    try:
+        return build_model(meta["model_spec"], meta["input_shape"], meta["num_classes"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{path}: its sidecar describes no buildable model "
+                         f"({meta.get('model')!r}, {meta['model_spec']}): {e}") from e
+
+
+def check_fits(path: str | os.PathLike, meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor],
+               model: nn.Module, shown: int = 3) -> None:
+    """Raise ``ValueError`` unless ``tensors`` has exactly the names and shapes of ``model``'s state dict;
+    the message names the first ``shown`` wrong shapes, missing and unexpected tensors."""
+    want = {k: list(v.shape) for k, v in model.state_dict().items()}
+    have = {k: list(v.shape) for k, v in tensors.items()}
+    groups = {
+        "wrong shape": [f"{k} checkpoint {have[k]} vs model {w}" for k, w in want.items() if have.get(k, w) != w],
+        "missing": [f"{k} missing from the checkpoint (model {want[k]})" for k in want if k not in have],
+        "unexpected": [f"{k} not in the model (checkpoint {have[k]})" for k in have if k not in want],
+    }
+    wrong = []
+    for kind, items in groups.items():
+        wrong += items[:shown] + ([f"{len(items) - shown} more {kind}"] if len(items) > shown else [])
+    if wrong:
+        raise ValueError(f"{path}: the tensors do not fit the model its sidecar describes "
+                         f"({meta.get('model')!r}, {meta['model_spec']}, input {list(meta['input_shape'])}, "
+                         f"{meta['num_classes']} classes): {'; '.join(wrong)}")
+
+
 def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model a checkpoint sidecar describes and load its weights."""
-    tensors, meta = io.load_checkpoint(path)
-    model = build_model(meta["model_spec"], meta["input_shape"], meta["num_classes"])
+    """Rebuild the model a checkpoint sidecar describes and load its weights (checked to fit)."""
+    tensors, meta = read_checkpoint(path)
+    model = model_for(path, meta)
+    check_fits(path, meta, tensors, model)
     model.load_state_dict(tensors)
     return model.to(device), meta
 
@@ -177,7 +223,7 @@ def execute_run(
     metrics_path, final_path, checkpoints_dir = Path(metrics_path), Path(final_path), Path(checkpoints_dir)
     work = Path(work_dir) if work_dir else metrics_path.parent / ".partial"
     work.mkdir(parents=True, exist_ok=True)
-    resume_file = work / "resume.pt"
+    resume_file = work / "resume.safetensors"
     key = io.config_hash(spec)
 
     settings = train_settings(spec, device)
@@ -191,7 +237,7 @@ def execute_run(
 
     resume = None
     if resume_file.exists():
-        saved = torch.load(resume_file, map_location="cpu", weights_only=False)
+        saved = io.load_state_tree(resume_file)
         if saved.get("key") == key:
             resume = TrainState.from_dict(saved["state"])
             log.info("%s: resuming after epoch %d", spec["run"], resume.epoch)
@@ -223,7 +269,7 @@ def execute_run(
     def on_epoch(state: TrainState, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         if state.epoch in wanted:
             save_checkpoint(state, state.epoch)
-        io.torch_save_atomic({"key": key, "state": snapshot(state, model, optimizer).to_dict()}, resume_file)
+        io.save_state_tree({"key": key, "state": snapshot(state, model, optimizer).to_dict()}, resume_file)
 
     init_on_device = {k: v.to(device) for k, v in init_state.items()}
     state = train(model, optimizer, data.splits, settings, init_state=init_on_device, resume=resume,

@@ -1,6 +1,11 @@
 """Drawing helpers shared by the figure families (once, here): the last epoch of each run,
 diverged runs, the legend sections and colours of a hue, curves per run over epochs,
-points per optimizer and init, legends outside the axes, panel grids, contour plots."""
+points per optimizer and init, legends outside the axes, panel grids, contour plots.
+
+Non-finite values (a diverged run's NaN or inf) are never drawn, never set a limit or a
+colour scale and never enter a caption: :func:`finite` (NaN for them), :func:`any_finite`,
+:func:`finite_range`, :func:`describe` ("diverged" for a non-finite number), and a panel
+with nothing finite to draw keeps its labelled axes and says so (:func:`mark_no_finite_values`)."""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from matplotlib.ticker import MaxNLocator
 
 from .style import (
     DIVERGED_MARKER,
+    DIVERGED_TEXT,
+    NO_FINITE_VALUES,
     SURFACE_CMAP,
     init_linestyles,
     init_markers,
@@ -43,12 +50,61 @@ def diverged_runs(df: pd.DataFrame) -> set:
 
 
 def finite(values) -> np.ndarray:
+    """``values`` as floats, NaN where they are not finite (matplotlib leaves NaN out)."""
     v = np.asarray(values, dtype=float)
     return np.where(np.isfinite(v), v, np.nan)
 
 
 def finite_log(values) -> np.ndarray:
     return np.log10(np.clip(finite(values), 1e-8, None))
+
+
+def any_finite(*columns) -> bool:
+    """Whether some point has a finite value in every one of ``columns`` (same length)."""
+    ok = np.ones(np.shape(np.asarray(columns[0], dtype=float)), dtype=bool)
+    for c in columns:
+        ok &= np.isfinite(np.asarray(c, dtype=float))
+    return bool(ok.any())
+
+
+def finite_range(values, positive: bool = False) -> tuple[float, float]:
+    """(min, max) of the finite (and, with ``positive``, > 0) ``values``; (NaN, NaN) when none is."""
+    v = finite(values).ravel()
+    v = v[np.isfinite(v) & (v > 0)] if positive else v[np.isfinite(v)]
+    return (float(v.min()), float(v.max())) if v.size else (math.nan, math.nan)
+
+
+def describe(value, template: str = "{:.2g}", none: str = "diverged") -> str:
+    """``template.format(value)``; ``none`` ("diverged") when ``value`` is not a finite number."""
+    return template.format(float(value)) if value is not None and np.isfinite(float(value)) else none
+
+
+def no_finite_groups(df: pd.DataFrame, by: str, columns: Sequence[str]) -> set:
+    """The ``by`` values of ``df`` none of whose rows has all of ``columns`` finite."""
+    return {k for k, rows in df.groupby(by, sort=False) if not any_finite(*(rows[c] for c in columns))}
+
+
+def mark_no_finite_values(ax, text: str = NO_FINITE_VALUES, *, x=None, y=None) -> None:
+    """Say on ``ax`` that it has no finite value to draw: :data:`~.style.NO_FINITE_VALUES`
+    centred in the :data:`~.style.DIVERGED_TEXT` style. An axis that no finite data and no
+    ``set_*lim`` limited gets the finite range of ``x`` / ``y`` (e.g. a plane's grid; positive
+    values on a log axis) or a default one, so the panel keeps its ticks and labels."""
+    for name, values in (("x", x), ("y", y)):
+        axis = getattr(ax, f"{name}axis")
+        if not getattr(ax, f"get_autoscale{name}_on")():
+            continue
+        log = axis.get_scale() == "log"
+        lo, hi = getattr(ax.dataLim, f"interval{name}")
+        if np.isfinite([lo, hi]).all() and lo <= hi and (not log or lo > 0):
+            continue
+        lo, hi = finite_range([] if values is None else values, positive=log)
+        if not np.isfinite([lo, hi]).all():
+            lo, hi = (1.0, 10.0) if log else (0.0, 1.0)
+        if lo == hi:
+            lo, hi = (lo / 10, hi * 10) if log else (lo - 1, hi + 1)
+        getattr(ax, f"set_{name}lim")(lo, hi)
+    put = getattr(ax, "text2D", ax.text)  # a 3-D axes' text() wants a z
+    put(0.5, 0.5, text, transform=ax.transAxes, zorder=10, **DIVERGED_TEXT)
 
 
 def seed_label(seed) -> str:
@@ -257,27 +313,44 @@ def strip_figure(rows: pd.DataFrame, panels, *, order: Sequence[str], optimizers
 # --------------------------------------------------------------------------- surfaces
 
 
+def surface_grid(part: pd.DataFrame, value: str = "loss") -> pd.DataFrame:
+    """``value`` over the whole (x, y) grid of ``part`` (rows y, columns x), non-finite cells kept."""
+    return part.pivot_table(index="y", columns="x", values=value, aggfunc="first", dropna=False)
+
+
 def contour(ax, part: pd.DataFrame, value: str = "loss", levels=15, log: bool = True, cmap=SURFACE_CMAP,
             vmin: float | None = None, vmax: float | None = None):
     """Filled contours of ``value`` over the (x, y) grid of ``part`` (log10 by default);
-    returns the mappable for a colour bar."""
-    grid = part.pivot_table(index="y", columns="x", values=value, aggfunc="first")
+    returns the mappable for a colour bar, None when no value is finite (the panel says so)."""
+    grid = surface_grid(part, value)
     z = finite_log(grid.to_numpy()) if log else finite(grid.to_numpy())
     ax.grid(False)
     good = z[np.isfinite(z)]
-    if good.size == 0 or np.ptp(good) == 0:
-        return ax.imshow(np.nan_to_num(z), origin="lower", aspect="auto", cmap=cmap,
+    if good.size == 0:
+        mark_no_finite_values(ax, x=grid.columns, y=grid.index)
+        return None
+    if np.ptp(good) == 0 or min(z.shape) < 2:
+        return ax.imshow(z, origin="lower", aspect="auto", cmap=cmap,
                          extent=(grid.columns.min(), grid.columns.max(), grid.index.min(), grid.index.max()))
     xs, ys = grid.columns.to_numpy(), grid.index.to_numpy()
     ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.yaxis.set_major_locator(MaxNLocator(5))
     cs = ax.contourf(xs, ys, z, levels=levels, cmap=cmap, vmin=vmin, vmax=vmax)
     ax.contour(xs, ys, z, levels=cs.levels, colors="k", linewidths=0.3, alpha=0.5)
+    if good.size < z.size:  # a diverged part: its cells blank, the finite grid points as dots in their colour
+        gx, gy = np.meshgrid(xs, ys)
+        ok = np.isfinite(z)
+        ax.scatter(gx[ok], gy[ok], c=z[ok], cmap=cs.cmap, norm=cs.norm, s=22, edgecolors="black", linewidths=0.5,
+                   zorder=1.5, clip_on=False)  # under the marks drawn on the plane
+        ax.text(0.5, 0.02, "blank: no finite value (diverged)", transform=ax.transAxes, ha="center", va="bottom",
+                fontsize=6, color="black", bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                                                 "alpha": 0.8}, zorder=10)
     return cs
 
 
 def contour_panel(fig, ax, part: pd.DataFrame, label: str, **kw):
-    """:func:`contour` with a colour bar labelled ``label``."""
+    """:func:`contour` with a colour bar labelled ``label`` (none without a finite value)."""
     cs = contour(ax, part, **kw)
-    fig.colorbar(cs, ax=ax, label=label)
+    if cs is not None:
+        fig.colorbar(cs, ax=ax, label=label)
     return cs

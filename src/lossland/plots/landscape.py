@@ -21,13 +21,19 @@ from matplotlib.colors import Normalize
 
 from ._common import (
     OUTLINE,
+    any_finite,
     color_entries,
     contour,
     contour_panel,
+    describe,
+    finite,
     finite_log,
     legend_outside,
+    mark_no_finite_values,
     marker_entries,
+    no_finite_groups,
     panel_grid,
+    surface_grid,
 )
 from .style import (
     SPLIT_STYLES,
@@ -59,14 +65,15 @@ def _line_panels(axes, df: pd.DataFrame, x: str, *, color: str, colors, title: s
                  markers=None, log_loss: bool = False, vlines=(0.0, 1.0)) -> None:
     """Loss and accuracy against ``x`` on ``axes`` (two), one line per (``color`` value,
     init, run, split, start, end): colour ``colors[value]``, line style by split, marker by
-    init (``markers``)."""
+    init (``markers``); non-finite points left out, a panel without any says so."""
     keys = [color] + [k for k in LINE_KEYS if k in df and k != color]
     for key, part in df.groupby(keys, sort=False):
         row = dict(zip(keys, key))
         part = part.sort_values(x)
         for ax, col in zip(axes, ("loss", "accuracy")):
-            ax.plot(part[x], part[col], ls=SPLIT_STYLES.get(row.get("split"), ":"), color=colors[row[color]],
-                    lw=1.3, marker=(markers or {}).get(row.get("seed")), ms=3.5, markevery=max(len(part) // 6, 1))
+            ax.plot(finite(part[x]), finite(part[col]), ls=SPLIT_STYLES.get(row.get("split"), ":"),
+                    color=colors[row[color]], lw=1.3, marker=(markers or {}).get(row.get("seed")), ms=3.5,
+                    markevery=max(len(part) // 6, 1))
     model = f"{df['model'].iloc[0]}: " if "model" in df and df["model"].nunique() == 1 else ""
     for ax, col in zip(axes, ("loss", "accuracy")):
         for v in vlines:
@@ -76,6 +83,8 @@ def _line_panels(axes, df: pd.DataFrame, x: str, *, color: str, colors, title: s
         if col == "loss" and log_loss:
             ax.set_yscale("log")
         ax.set_ylabel("loss (log scale)" if col == "loss" and log_loss else col)
+        if len(df) and not any_finite(df[x], df[col]):
+            mark_no_finite_values(ax, x=df[x] if x in df else None)
 
 
 def _models(df: pd.DataFrame) -> list:
@@ -91,8 +100,10 @@ def _seed_markers(*tables: pd.DataFrame) -> dict:
     return init_markers(seeds) if len(seeds) > 1 else {}
 
 
-def _legend(ax, title: str, colors, df: pd.DataFrame, markers, extra=()):
-    sections = [(title, color_entries(colors)), ("split", _split_entries(df)), ("init", marker_entries(markers))]
+def _legend(ax, title: str, colors, df: pd.DataFrame, markers, extra=(), flagged=()):
+    """The colours (``flagged`` ones "(diverged)"), the splits' line styles and the inits' markers."""
+    sections = [(title, color_entries(colors, flagged)), ("split", _split_entries(df)),
+                ("init", marker_entries(markers))]
     legend_outside(ax, [*sections, *extra], fontsize=7)
 
 
@@ -106,7 +117,7 @@ def _optimizer_lines(df: pd.DataFrame, x: str, *, title: str, xlabel: str, optim
     for row, model in zip(axes, models):
         _line_panels(row, _of_model(df, model), x, color="optimizer", colors=colors, markers=markers, title=title,
                      xlabel=xlabel, log_loss=log_loss, vlines=vlines)
-    _legend(axes[0][-1], "optimizer", colors, df, markers, extra)
+    _legend(axes[0][-1], "optimizer", colors, df, markers, extra, no_finite_groups(df, "optimizer", (x, "loss")))
     return fig, axes, models, colors
 
 
@@ -146,8 +157,10 @@ def interpolation_overview(init_final: pd.DataFrame, final_final: pd.DataFrame, 
                      title="init → final", xlabel=ALPHA_INIT_FINAL)
         _line_panels(axes[2 * i + 1], _of_model(b, model), "alpha", color="pair", colors=pairs, markers=markers,
                      title="final → final", xlabel="α (0 = first, 1 = second solution)")
-        _legend(axes[2 * i][-1], "optimizer", colors, a, markers)
-        _legend(axes[2 * i + 1][-1], "pair (first → second)", pairs, b, markers)
+        _legend(axes[2 * i][-1], "optimizer", colors, a, markers, flagged=no_finite_groups(a, "optimizer",
+                                                                                             ("alpha", "loss")))
+        _legend(axes[2 * i + 1][-1], "pair (first → second)", pairs, b, markers,
+                flagged=no_finite_groups(b, "pair", ("alpha", "loss")))
     fig.tight_layout()
     return fig
 
@@ -162,9 +175,11 @@ def distance_paths(lines: pd.DataFrame, *, optimizers: Sequence[str] | None = No
     for row, model in zip(axes, models):
         keys = [k for k in ("optimizer", "seed", "run", "split") if k in lines]
         for key, part in _of_model(lines, model).groupby(keys, sort=False):
+            if not any_finite(part["alpha"], part["init_distance"]):
+                continue  # a diverged run: no init to mark (its legend entry says so)
             at = part.iloc[(part["alpha"] - 1).abs().argmin()]
             for ax, col in zip(row, ("loss", "accuracy")):
-                ax.plot(at["init_distance"], at[col], color=colors[key[0]], **init_mark)
+                ax.plot(finite(at["init_distance"]), finite(at[col]), color=colors[key[0]], **init_mark)
     fig.tight_layout()
     return fig
 
@@ -254,20 +269,23 @@ def optimizer_grid(barycentric: pd.DataFrame, final_final: pd.DataFrame, split: 
                     ax.set_visible(False)
                     continue
                 first, second = part["optimizer_a"].iloc[0], part["optimizer_b"].iloc[0]
-                ax.plot(part["alpha"], part["functional_distance"], color="black", lw=1.2)
+                ax.plot(part["alpha"], finite(part["functional_distance"]), color="black", lw=1.2)
                 ax2 = ax.twinx()
                 ax2.grid(False)
-                ax2.plot(part["alpha"], 100 * part["disagreement"], color="grey", lw=1.0, ls="--")
+                ax2.plot(part["alpha"], 100 * finite(part["disagreement"]), color="grey", lw=1.0, ls="--")
                 ax2.tick_params(labelsize=6, colors="dimgrey")
                 ax2.set_ylabel("disagreement (%)", fontsize=7, color="dimgrey")
                 end = part.iloc[(part["alpha"] - 1).abs().argmin()]
-                ax.set_title(f"{first} → {second}: FD {end['functional_distance']:.2f}, "
-                             f"disagree {100 * end['disagreement']:.0f}%", fontsize=7)
+                ax.set_title(f"{first} → {second}: FD {describe(end['functional_distance'], '{:.2f}')}, "
+                             f"disagree {describe(100 * end['disagreement'], '{:.0f}%')}", fontsize=7)
                 ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
                 ax.axvline(0, color="grey", lw=0.5, ls=":")
                 ax.axvline(1, color="grey", lw=0.5, ls=":")
                 ax.set_xlabel(f"α (0 = {first}, 1 = {second})", fontsize=7)
                 ax.set_ylabel("functional distance", fontsize=7)
+                for axis, col in ((ax, "functional_distance"), (ax2, "disagreement")):
+                    if not any_finite(part["alpha"], part[col]):
+                        mark_no_finite_values(axis, x=part["alpha"])
     fig.suptitle(f"{key[0]}, init {key[1]} ({split}): lower = barycentric planes (log10 loss), upper = "
                  "functional distance (black) / disagreement (grey, dashed) along final → final", fontsize=8)
     fig.tight_layout(rect=(0.0, 0.0, 0.92, 0.97))
@@ -291,10 +309,12 @@ def switching_interpolation(lines: pd.DataFrame, split: str = "train", *, optimi
         for ax, col in zip(row, ("loss", "accuracy")):
             for label, line in part.groupby("label", sort=False):
                 line = line.sort_values("alpha")
-                ax.plot(line["alpha"], line[col], color=colors[label], lw=1.2)
+                ax.plot(line["alpha"], finite(line[col]), color=colors[label], lw=1.2)
             ax.set_title(f"{model}, {first} → {then}, init {seed}: {split} {col}")
             ax.set_xlabel("α (0 = first, 1 = second end of the line)")
             ax.set_ylabel(f"{split} {col}")
+            if not any_finite(part["alpha"], part[col]):
+                mark_no_finite_values(ax, x=part["alpha"])
         legend_outside(row[-1], [("line between", color_entries(colors))], fontsize=7)
     fig.tight_layout()
     return fig
@@ -320,9 +340,13 @@ def random_planes(surfaces: pd.DataFrame, split: str = "train", *, optimizers: S
         ax.set_xlabel("δ (random direction 1)")
         ax.set_ylabel("η (random direction 2)")
         ax3 = fig.add_subplot(len(runs), 2, 2 * i + 2, projection="3d")
-        grid = part.pivot_table(index="y", columns="x", values="loss", aggfunc="first")
+        grid = surface_grid(part)
         gx, gy = np.meshgrid(grid.columns.to_numpy(), grid.index.to_numpy())
-        ax3.plot_surface(gx, gy, finite_log(grid.to_numpy()), cmap=SURFACE_CMAP, linewidth=0, antialiased=True)
+        gz = finite_log(grid.to_numpy())
+        if np.isfinite(gz).any():
+            ax3.plot_surface(gx, gy, gz, cmap=SURFACE_CMAP, linewidth=0, antialiased=True)
+        else:
+            mark_no_finite_values(ax3, x=grid.columns, y=grid.index)
         ax3.set_xlabel("δ")
         ax3.set_ylabel("η")
         ax3.set_zlabel(f"log10 {split} loss")
@@ -344,14 +368,16 @@ def pca_planes(surfaces: pd.DataFrame, trajectories: pd.DataFrame, split: str = 
         part = df[df["run"] == run]
         contour_panel(fig, ax, part, f"log10 {split} loss")
         traj = trajectories[trajectories["run"] == run].sort_values("epoch")
-        ax.plot(traj["x"], traj["y"], "-o", color="white", mec="black", ms=3.5, lw=1.2, path_effects=OUTLINE)
+        ax.plot(finite(traj["x"]), finite(traj["y"]), "-o", color="white", mec="black", ms=3.5, lw=1.2,
+                path_effects=OUTLINE)
         ax.plot(0, 0, "*", color=colors[part["optimizer"].iloc[0]], mec="black", ms=11)
         for _, p in traj.iterrows():
-            ax.annotate(str(int(p["epoch"])), (p["x"], p["y"]), textcoords="offset points", xytext=(3, 3),
-                        fontsize=6, color="white", path_effects=OUTLINE)
+            if any_finite([p["x"]], [p["y"]]):
+                ax.annotate(str(int(p["epoch"])), (p["x"], p["y"]), textcoords="offset points", xytext=(3, 3),
+                            fontsize=6, color="white", path_effects=OUTLINE)
         r = traj[["explained_variance_ratio_x", "explained_variance_ratio_y"]].iloc[0] if len(traj) else None
-        ax.set_xlabel(f"PC1 ({100 * r.iloc[0]:.0f}% of the variance)" if r is not None else "PC1")
-        ax.set_ylabel(f"PC2 ({100 * r.iloc[1]:.0f}% of the variance)" if r is not None else "PC2")
+        ax.set_xlabel(f"PC1 ({describe(100 * r.iloc[0], '{:.0f}% of the variance')})" if r is not None else "PC1")
+        ax.set_ylabel(f"PC2 ({describe(100 * r.iloc[1], '{:.0f}% of the variance')})" if r is not None else "PC2")
         ax.set_title(f"{_run_title(part)}: PCA plane")
     fig.tight_layout()
     return fig

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from ._common import legend_outside
+from ._common import any_finite, describe, finite, finite_range, legend_outside, mark_no_finite_values
 from .style import new_figure, pair_colors
 
 #: the figure functions (``lossland.plots.figure_function("reparam.<name>")``)
@@ -48,9 +48,15 @@ def _spread(values) -> float:
     return float(v.max() / v.min()) if len(v) else float("nan")
 
 
+def _diverged(part: pd.DataFrame) -> bool:
+    """Whether a series' model has no finite loss (a diverged run's weights)."""
+    return "loss" in part and not any_finite(part["loss"])
+
+
 def _log_curve(ax, x, y, color, style: str = "o-", **kw) -> bool:
-    """``|y|`` on a log axis; negative values as open markers. Returns whether any was negative."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
+    """``|y|`` on a log axis (non-finite values left out); negative values as open markers.
+    Returns whether any was negative."""
+    x, y = np.asarray(x, float), finite(y)
     ax.plot(x, np.where(y != 0, np.abs(y), np.nan), style, color=color, **kw)
     neg = y < 0
     if neg.any() and "o" in style:
@@ -67,14 +73,21 @@ def _note(ax, lines: Sequence[str | tuple[str, str]]) -> None:
 
 
 def _measure_panel(ax, series, colors, column: str, label: str, predicted: str | None, title: str) -> None:
-    notes, negative = [], False
+    notes, negative, drawn, diverged = [], False, False, []
     for name, part in series:
-        if column not in part or not part[column].notna().any():
+        if column not in part:
+            continue
+        if not any_finite(part["alpha"], part[column]):
+            if part[column].notna().any() or _diverged(part):  # all NaN but converged: not measured
+                diverged.append((name, part))
             continue
         negative |= _log_curve(ax, part["alpha"], part[column], colors[name], ms=3.5, lw=1.3)
         if predicted and predicted in part:
             _log_curve(ax, part["alpha"], part[predicted], colors[name], "--", lw=1.0)
-        notes.append((f"max/min ×{_spread(part[column]):.2g}", colors[name]))
+        notes.append((f"max/min ×{describe(_spread(part[column]))}", colors[name]))
+        drawn = True
+    if drawn:
+        notes += [("diverged: no finite values", colors[name]) for name, _ in diverged]
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("α (scale of the reparametrisation)")
@@ -84,14 +97,16 @@ def _measure_panel(ax, series, colors, column: str, label: str, predicted: str |
         notes.append("open circles: negative values")
     if notes:
         _note(ax, notes)
+    if diverged and not drawn:
+        mark_no_finite_values(ax, x=pd.concat([p["alpha"] for _, p in diverged]))
 
 
 def _output_panel(ax, series, colors) -> None:
     notes = []
     for name, part in series:
-        rel = part["rel_output_diff"].where(part["rel_output_diff"] > 0)
+        rel = finite(part["rel_output_diff"].where(part["rel_output_diff"] > 0))
         ax.plot(part["alpha"], rel, "o-", color=colors[name], ms=3.5, lw=1.3)
-        notes.append((f"max {part['rel_output_diff'].max():.1e}", colors[name]))
+        notes.append((describe(finite_range(part["rel_output_diff"])[1], "max {:.1e}"), colors[name]))
     ax.axhline(FLOAT32_EPS, color="0.3", ls=":", lw=1.0)
     ax.text(0.98, FLOAT32_EPS, "float32 ε", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7)
     ax.set_xscale("log")
@@ -100,20 +115,26 @@ def _output_panel(ax, series, colors) -> None:
     ax.set_xlabel("α (scale of the reparametrisation)")
     ax.set_ylabel("max |f_α(x) − f(x)| / max |f(x)| (test set)")
     ax.set_title("change of the outputs (float rounding)", fontsize=9)
-    _note(ax, notes)
+    if any(any_finite(p["alpha"], p["rel_output_diff"]) for _, p in series):
+        _note(ax, notes)
+    else:
+        mark_no_finite_values(ax, x=pd.concat([p["alpha"] for _, p in series]))
 
 
 def _test_loss_panel(ax, series, colors) -> None:
     for name, part in series:
-        ax.plot(part["alpha"], part["test_loss"], "o-", color=colors[name], ms=3.5, lw=1.3)
-    lo, hi = (float(min(p["test_loss"].min() for _, p in series)), float(max(p["test_loss"].max() for _, p in series)))
-    pad = max(0.05 * abs(hi), hi - lo)
-    ax.set_ylim(lo - pad, hi + pad)
+        ax.plot(part["alpha"], finite(part["test_loss"]), "o-", color=colors[name], ms=3.5, lw=1.3)
+    lo, hi = finite_range(pd.concat([p["test_loss"] for _, p in series]))
+    if np.isfinite(lo):
+        pad = max(0.05 * abs(hi), hi - lo)
+        ax.set_ylim(lo - pad, hi + pad)
     ax.set_xscale("log")
     ax.set_xlabel("α (scale of the reparametrisation)")
     ax.set_ylabel("test loss")
     ax.set_title("test loss: unchanged", fontsize=9)
     ax.ticklabel_format(axis="y", useOffset=False)
+    if not np.isfinite(lo):
+        mark_no_finite_values(ax, x=pd.concat([p["alpha"] for _, p in series]))
 
 
 def alpha_scale_sharpness(sweep: pd.DataFrame, *, optimizers: Sequence[str] | None = None):
@@ -146,30 +167,35 @@ def alpha_scale_sharpness(sweep: pd.DataFrame, *, optimizers: Sequence[str] | No
 def _gradient_panel(ax, inputs: pd.DataFrame, colors) -> None:
     for run, part in inputs.groupby("run", sort=False):
         scale = part[part["transform"] == "scale"].sort_values("alpha")
-        ax.plot(scale["alpha"], scale["mean_grad_norm"], "o-", color=colors[run], ms=3.5, lw=1.3)
-        ax.plot(scale["alpha"], scale["predicted_mean_grad_norm"], "--", color=colors[run], lw=1.0)
+        ax.plot(scale["alpha"], finite(scale["mean_grad_norm"]), "o-", color=colors[run], ms=3.5, lw=1.3)
+        ax.plot(scale["alpha"], finite(scale["predicted_mean_grad_norm"]), "--", color=colors[run], lw=1.0)
         for transform, marker in (("standardize", "s"), ("whiten", "^")):
             row = part[part["transform"] == transform]
             if len(row):
-                ax.plot([1.0], row["mean_grad_norm"], marker, color=colors[run], ms=7, mfc="none", mew=1.5)
+                ax.plot([1.0], finite(row["mean_grad_norm"]), marker, color=colors[run], ms=7, mfc="none", mew=1.5)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("c in u = c·x (input scale)")
     ax.set_ylabel("mean ‖∇_u g(u)‖ over the test set")
     ax.set_title("input gradient: dashed = ‖∇_x f‖ / c;\nsquare: standardised, triangle: whitened input", fontsize=8)
+    if not any_finite(inputs["mean_grad_norm"]):
+        mark_no_finite_values(ax, x=inputs.loc[inputs["transform"] == "scale", "alpha"])
 
 
 def _examples_panel(ax, examples: pd.DataFrame, inputs: pd.DataFrame, colors) -> None:
-    notes = []
+    notes, drawn = [], False
     for run, part in examples.groupby("run", sort=False):
         base = part[part["transform"] == "identity"].set_index("example")["grad_norm"]
         for transform, marker in (("standardize", "s"), ("whiten", "^")):
             other = part[part["transform"] == transform].set_index("example")["grad_norm"]
             if len(other):
-                ax.scatter(base.loc[other.index], other, s=6, marker=marker, color=colors[run], alpha=0.5,
-                           linewidths=0)
+                bx, oy = finite(base.loc[other.index]), finite(other)
+                ok = (bx > 0) & (oy > 0)  # finite and positive: log axes
+                ax.scatter(bx[ok], oy[ok], s=6, marker=marker, color=colors[run], alpha=0.5, linewidths=0)
+                drawn |= bool(ok.any())
                 rho = inputs[(inputs["run"] == run) & (inputs["transform"] == transform)]["rank_correlation"]
-                notes.append((f"{part['model'].iloc[0]} {transform}: Spearman {float(rho.iloc[0]):.2f}", colors[run]))
+                notes.append((f"{part['model'].iloc[0]} {transform}: Spearman {describe(rho.iloc[0], '{:.2f}')}",
+                              colors[run]))
     ax.set_xscale("log")
     ax.set_yscale("log")
     for axis in (ax.xaxis, ax.yaxis):
@@ -179,6 +205,8 @@ def _examples_panel(ax, examples: pd.DataFrame, inputs: pd.DataFrame, colors) ->
     ax.set_title("per example: raw against standardised (square)\nand whitened (triangle) input", fontsize=8)
     if notes:
         _note(ax, notes)
+    if not drawn:
+        mark_no_finite_values(ax)
 
 
 def _plain_log_ticks(axis) -> None:
@@ -196,14 +224,17 @@ def _ratio_panel(ax, inputs: pd.DataFrame, runs: list[str], colors) -> None:
         for i, t in enumerate(names):
             if t in part.index:
                 x = i + (k - (len(runs) - 1) / 2) * width
-                ax.plot([x, x], [part.loc[t, "ratio_min"], part.loc[t, "ratio_max"]], "-_", color=colors[run],
-                        lw=3, ms=10, mew=2)
+                ax.plot([x, x], finite([part.loc[t, "ratio_min"], part.loc[t, "ratio_max"]]), "-_",
+                        color=colors[run], lw=3, ms=10, mew=2)
     ax.axhline(1.0, color="0.3", ls=":", lw=1.0)
     ax.set_xticks(range(len(names)), names)
     ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_yscale("log")
     _plain_log_ticks(ax.yaxis)
     ax.set_title("input-gradient ratio over the examples", fontsize=9)
+    shown = inputs[inputs["transform"].isin(names)]
+    if not any_finite(shown["ratio_min"]) and not any_finite(shown["ratio_max"]):
+        mark_no_finite_values(ax)
 
 
 def weight_norm_and_input(sweep: pd.DataFrame, inputs: pd.DataFrame, examples: pd.DataFrame, *,
@@ -225,15 +256,20 @@ def weight_norm_and_input(sweep: pd.DataFrame, inputs: pd.DataFrame, examples: p
         ax.set_title(f"weight norm: {panel[3]}", fontsize=9)
     notes = []
     for name, part in series:
-        a[2].plot(part["alpha"], part["rel_output_diff"].where(part["rel_output_diff"] > 0), "o-",
+        a[2].plot(part["alpha"], finite(part["rel_output_diff"].where(part["rel_output_diff"] > 0)), "o-",
                   color=colors[name], ms=3.5, lw=1.3)
-        notes.append((f"{part['model'].iloc[0]} weight norm: max {part['rel_output_diff'].max():.1e}", colors[name]))
+        notes.append((f"{part['model'].iloc[0]} weight norm: "
+                      + describe(finite_range(part["rel_output_diff"])[1], "max {:.1e}"), colors[name]))
     for run, part in inputs.groupby("run", sort=False):
         scale = part[part["transform"] == "scale"].sort_values("alpha")
-        a[2].plot(scale["alpha"], scale["rel_output_diff"].where(scale["rel_output_diff"] > 0), "s:",
+        a[2].plot(scale["alpha"], finite(scale["rel_output_diff"].where(scale["rel_output_diff"] > 0)), "s:",
                   color=run_colors[run], ms=3.5)
-        notes.append((f"{part['model'].iloc[0]} inputs (all): max {part['rel_output_diff'].max():.1e}",
+        moved = part.loc[part["transform"] != "identity", "rel_output_diff"]  # the identity's is 0 by definition
+        notes.append((f"{part['model'].iloc[0]} inputs (all): " + describe(finite_range(moved)[1], "max {:.1e}"),
                       run_colors[run]))
+    if not any(any_finite(p["alpha"], p["rel_output_diff"]) for p in [*(p for _, p in series),
+                                                                       inputs[inputs["transform"] == "scale"]]):
+        mark_no_finite_values(a[2], x=pd.concat([wn["alpha"], inputs["alpha"]]))
     a[2].axhline(FLOAT32_EPS, color="0.3", ls=":", lw=1.0)
     a[2].set_xscale("log")
     a[2].set_yscale("log")

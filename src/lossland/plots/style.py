@@ -31,7 +31,9 @@ Colours: one mechanism per kind of thing coloured, never mixed
     * **initialisations** never get a colour: :func:`init_linestyles` (curves over
       epochs) and :func:`init_markers` (points, landscape lines), in sorted seed order.
     * **splits** of landscape lines: line styles :data:`SPLIT_STYLES`.
-    * **diverged runs**: a black cross (:data:`DIVERGED_MARKER`) at the last finite epoch.
+    * **diverged runs**: a black cross (:data:`DIVERGED_MARKER`) at the last finite epoch;
+      a panel with no finite value at all keeps its axes and says :data:`NO_FINITE_VALUES`
+      in its centre (black on white, :data:`DIVERGED_TEXT`).
     * surfaces: :data:`SURFACE_CMAP` (viridis) for log10 loss, always with a labelled
       colour bar; marks drawn on it (trajectories, labels) are white with a black outline.
 
@@ -66,6 +68,10 @@ INIT_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 INIT_LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2, 1, 2)))
 SPLIT_STYLES = {"train": "-", "test": "--", "val": "-."}
 DIVERGED_MARKER = {"marker": "x", "color": "black", "ms": 6, "mew": 1.5, "ls": "none"}
+#: the centred text of a panel without a finite value, and its style
+NO_FINITE_VALUES = "diverged: no finite values"
+DIVERGED_TEXT = {"color": "black", "fontsize": 8, "ha": "center", "va": "center",
+                 "bbox": {"boxstyle": "round,pad=0.3", "fc": "white", "ec": "black", "lw": 0.8}}
 #: ``Axes.set_label`` of the text-only cells (Table 1's diagonal): no data, no axis labels
 TEXT_ONLY = "lossland:text-only"
 

@@ -76,7 +76,8 @@ def switch_epochs(at: Iterable[float], epochs: int) -> list[int]:
 def _refs(problems: list[str], key: str, values: Iterable[str], defined: Mapping[str, Any], kind: str) -> None:
     for v in values:
         if v not in defined:
-            problems.append(f"{key}: {kind} {v!r} is not defined; defined {kind}s: {', '.join(sorted(defined))}")
+            problems.append(f"{key}: {kind} {v!r} is not defined; allowed (the defined {kind}s): "
+                            f"{', '.join(sorted(defined))}")
 
 
 def _check_switch_study(config: Config, study: Mapping[str, Any]) -> list[str]:

@@ -62,6 +62,9 @@ FIGURES = {
 }
 
 
+PAIR_KINDS = ("final_final", "barycentric")  # a job per pair of the analysed optimizers' runs
+
+
 def kinds(config: Config) -> list[str]:
     """The kinds the config asks for (switching only with a switch study)."""
     cfg = config["landscape"]
@@ -99,6 +102,12 @@ def check(config: Config) -> list[str]:
             if v not in study["optimizers"]:
                 problems.append(f"landscape.bilinear_optimizers: {v!r} is not one of {name}'s optimizers; "
                                 f"allowed: {', '.join(study['optimizers'])}")
+    paired = [k for k in PAIR_KINDS if k in asked]
+    chosen_optimizers = cfg.get("optimizers") or study["optimizers"]
+    if paired and len(chosen_optimizers) < 2:
+        problems.append(f"landscape.optimizers: {', '.join(paired)} pair the runs of two optimizers, got only "
+                        f"{', '.join(map(repr, chosen_optimizers))}; allowed: 2 or more of {name}'s optimizers "
+                        f"({', '.join(study['optimizers'])}), or leave {', '.join(paired)} out of landscape.kinds")
     problems += analysis.check_split(config, "landscape.splits", study, cfg.get("splits") or [])
     saved = saved_epochs(config, study)
     if "pca" in asked:
@@ -479,12 +488,13 @@ def direction_tensors(pca) -> dict[str, Any]:
 
 def load_directions(path, trajectory_path, device) -> dict[str, Any]:
     """PCA directions as saved by :func:`direction_tensors` and the trajectory's extent
-    (largest |coordinate| per axis; the plane's axes are in these units)."""
+    (largest |coordinate| per axis, 1 when there is none: the plane's axes are in these units)."""
     from ... import io
 
     tensors = io.load_tensors(path, device)
     traj = io.read_parquet(trajectory_path)
-    ext = [float(traj[c].abs().max()) or 1.0 for c in ("x", "y")]
+    # a diverged trajectory has NaN coordinates: its plane keeps the configured axes (NaN losses)
+    ext = [m if np.isfinite(m) and m > 0 else 1.0 for m in (float(traj[c].abs().max()) for c in ("x", "y"))]
     return {"dir_x": {k[2:]: v for k, v in tensors.items() if k.startswith("x.")},
             "dir_y": {k[2:]: v for k, v in tensors.items() if k.startswith("y.")},
             "extent": tuple(ext)}

@@ -109,7 +109,8 @@ def check(config: Config) -> list[str]:
                                  ("optimizers", cfg["optimizers"], config["optimizers"])):
         for v in values:
             if v not in defined:
-                problems.append(f"reparam.{key}: {v!r} is not defined; defined: {', '.join(sorted(defined))}")
+                problems.append(f"reparam.{key}: {v!r} is not defined; allowed (the defined ones): "
+                                f"{', '.join(sorted(defined))}")
     if problems:
         return problems
     problems += R.check_training(config, "reparam", cfg)

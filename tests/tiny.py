@@ -1,5 +1,6 @@
 """The tiny workflow config and the helpers that run it through Snakemake's CLI, shared by
-the local workflow tests (test_workflow.py) and the SLURM stage (test_slurm.py)."""
+the local workflow tests (tests/workflow), the reliability suite (tests/reliability) and the
+SLURM stage (tests/workflow/test_slurm.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
     "device": "cpu",

@@ -1,0 +1,75 @@
+"""A learning rate that makes the loss non-finite: the run is recorded as diverged and stops,
+learning-rate selection passes it over, every family downstream shows it as diverged (NaN
+measurements, "diverged" panels) and the DAG finishes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from diverging import DIVERGING, DIVERGING_RUN
+from tiny import planned_jobs, snakemake
+
+from lossland.pipeline import families as registry
+from lossland.pipeline.config import check_config
+
+pytestmark = pytest.mark.workflow
+
+GRID_RUN = "mlp_sgd-lr1000_init0"  # sgd's grid: 0.1 and 1000
+GOOD_RUN = "mlp_sgd-lr0.1_init0"
+
+
+@pytest.fixture(scope="module")
+def diverged(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("diverging")
+    res = snakemake(workdir, config=DIVERGING)
+    assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-5000:]
+    return workdir
+
+
+def table(results, name: str) -> pd.DataFrame:
+    return pd.read_parquet(results / "tables" / f"{name}.parquet")
+
+
+def test_the_dag_finishes_with_every_output(diverged):
+    res = snakemake(diverged, "--dry-run", config=DIVERGING)
+    assert res.returncode == 0 and planned_jobs(res.stdout) == {}, res.stdout
+    wanted = registry.targets(check_config(DIVERGING))
+    assert all((diverged / path).exists() for path in wanted)
+    assert sum(p.endswith(".png") for p in wanted) >= 15 and (diverged / "results" / "tables").is_dir()
+
+
+def test_diverged_runs_are_recorded_and_stop(diverged):
+    results = diverged / "results"
+    metrics = table(results, "optimizer_study_metrics")
+    flags = metrics.groupby("run")["diverged"].any()
+    assert flags[DIVERGING_RUN] and flags[GRID_RUN] and not flags[GOOD_RUN]
+    for run in (DIVERGING_RUN, GRID_RUN):
+        rows = metrics[metrics["run"] == run]
+        last = rows.iloc[-1]
+        assert last["diverged"] and not np.isfinite(last["train_loss"])  # the epoch that diverged is its last row
+        assert (rows["epoch"] <= DIVERGING["training"]["epochs"]).all()
+
+
+def test_learning_rate_selection_never_picks_a_diverged_rate(diverged):
+    results = diverged / "results"
+    selection = table(results, "lr_selection").set_index("lr")
+    assert selection.loc[0.1, "selected"] and not selection.loc[1000.0, "selected"]
+    assert selection.loc[1000.0, "diverged"] and np.isnan(selection.loc[1000.0, "val_acc"])
+    chosen = set(table(results, "optimizer_study_chosen_metrics")["run"])
+    assert GOOD_RUN in chosen and GRID_RUN not in chosen and DIVERGING_RUN in chosen
+
+
+def test_analyses_of_the_diverged_run_are_nan_and_the_others_finite(diverged):
+    results = diverged / "results"
+    hessian = table(results, "hessian_summary").set_index(["run", "epoch"])
+    last = DIVERGING["training"]["epochs"]
+    assert np.isnan(hessian.loc[(DIVERGING_RUN, last), ["top_eigenvalue", "trace", "negative_fraction"]]).all()
+    assert np.isfinite(hessian.loc[(GOOD_RUN, last), ["top_eigenvalue", "trace", "negative_fraction"]]).all()
+    assert np.isfinite(hessian.xs(0, level="epoch")["top_eigenvalue"]).all()  # the shared init is fine
+    for kind in ("random_plane", "pca", "init_final"):
+        rows = table(results, f"landscape_{kind}")
+        finite = rows.groupby("run")["loss"].apply(lambda v: np.isfinite(v).all())
+        assert finite[GOOD_RUN] and not finite[DIVERGING_RUN], kind
+    sweep = table(results, "reparam_sweep")
+    assert set(sweep["run"]) == {DIVERGING_RUN} and not np.isfinite(sweep["top_eigenvalue"]).any()
