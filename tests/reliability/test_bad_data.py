@@ -160,3 +160,27 @@ def test_bad_batch_file_in_a_folder(small_python_archive, tmp_path):
         tar.extractall(tmp_path, filter="data")
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle at all")
     _raises(read_python_archive, tmp_path / "cifar-10-batches-py", DataError, "batch test_batch", "not a pickle")
+
+
+@pytest.mark.workflow
+def test_a_truncated_archive_fails_its_prepare_job_naming_the_file_and_leaves_no_tensors(small_imagefolder_tar,
+                                                                                       tmp_path):
+    """Through the workflow: the prepare job of a truncated archive fails with the file named in its
+    log, no prepared tensors (or partial files) exist after it, and the data set's runs never start."""
+    from tiny import TINY, snakemake
+
+    archive = tmp_path / "half.tar.gz"
+    blob = small_imagefolder_tar.read_bytes()
+    archive.write_bytes(blob[: len(blob) // 2])
+    config = {key: TINY[key] for key in ("device", "threads", "models", "optimizers", "training")}
+    config["datasets"] = {"half": {"source": "imagefolder", "path": str(archive), "val_size": 0}}
+    config["optimizer_study"] = {"dataset": "half", "models": ["mlp"], "optimizers": ["sgd"]}
+    workdir = tmp_path / "wf"
+    workdir.mkdir()
+    res = snakemake(workdir, config=config)
+    assert res.returncode != 0
+    log = (workdir / "results" / "logs" / "prepare_dataset" / "half.log").read_text()
+    assert f"{archive}: tar archive truncated or corrupt" in log, log
+    data_dir = workdir / "results" / "data"
+    assert not data_dir.exists() or not any(data_dir.iterdir()), sorted(data_dir.iterdir())
+    assert not (workdir / "results" / "runs").exists()
