@@ -44,6 +44,13 @@ def run_with_budget(workdir, mem_mb: int) -> tuple[pd.DataFrame, float, str]:
     return summary, float(pd.read_csv(bench, sep="\t")["max_rss"].iloc[0]), log
 
 
+def test_activation_bytes_count_every_layer_output_of_one_example():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    assert memory.activation_bytes(model, torch.zeros(5, 4)) == (3 + 3 + 2) * 4  # float32, one example
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU())
+    assert memory.activation_bytes(conv.double(), torch.zeros(2, 3, 5, 5, dtype=torch.float64)) == 2 * 8 * 25 * 8
+
+
 def test_a_batch_that_does_not_fit_is_split_into_chunks():
     model = build_model(MEM["models"]["nin"], (3, 32, 32), 10)
     inputs = torch.zeros(1024, 3, 32, 32)
