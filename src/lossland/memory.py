@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-PASS_FACTORS = {"forward": 1.0, "gradient": 2.0, "hvp": 3.0}
+PASS_FACTORS = {"forward": 1.0, "hvp": 3.0}
 MB = 2 ** 20
 
 
@@ -75,21 +75,27 @@ def available_bytes(mem_mb: float | None, device: torch.device | str = "cpu") ->
     return max(int(mem_mb * MB) - resident_bytes(), 0)
 
 
+def _per_example_bytes(model: nn.Module, inputs: torch.Tensor, kind: str) -> float:
+    """The estimated memory of one example in a pass of ``kind``."""
+    if kind not in PASS_FACTORS:
+        raise ValueError(f"kind must be one of {', '.join(PASS_FACTORS)}, got {kind!r}")
+    return PASS_FACTORS[kind] * activation_bytes(model, inputs[:1])
+
+
+def _fit(n: int, batch_size: int | None, budget_bytes: int | None, per_example: float) -> int | None:
+    wanted = n if batch_size is None else min(int(batch_size), n)
+    if budget_bytes is None or n == 0 or wanted * per_example <= budget_bytes:
+        return batch_size
+    return max(1, int(budget_bytes // per_example))
+
+
 def fitting_batch_size(model: nn.Module, inputs: torch.Tensor, budget_bytes: int | None, *, kind: str = "hvp",
                        batch_size: int | None = None) -> int | None:
     """The batch size for passes of ``kind`` over ``inputs`` within ``budget_bytes``: ``batch_size``
     (``None``: all of ``inputs`` in one batch) when its estimate fits, else the largest that does
     (at least 1). Without a budget, ``batch_size``."""
-    if kind not in PASS_FACTORS:
-        raise ValueError(f"kind must be one of {', '.join(PASS_FACTORS)}, got {kind!r}")
-    n = int(inputs.shape[0])
-    wanted = n if batch_size is None else min(int(batch_size), n)
-    if budget_bytes is None or n == 0:
-        return batch_size
-    per_example = PASS_FACTORS[kind] * activation_bytes(model, inputs[:1])
-    if wanted * per_example <= budget_bytes:
-        return batch_size
-    return max(1, int(budget_bytes // per_example))
+    per_example = _per_example_bytes(model, inputs, kind)
+    return _fit(int(inputs.shape[0]), batch_size, budget_bytes, per_example)
 
 
 def chunk_plan(model: nn.Module, inputs: torch.Tensor, mem_mb: float | None, device: Any, *, kind: str = "hvp",
@@ -97,9 +103,10 @@ def chunk_plan(model: nn.Module, inputs: torch.Tensor, mem_mb: float | None, dev
     """:func:`fitting_batch_size` within the job's budget, with what decided it (for the log and
     the tables' provenance): ``batch_size``, ``chunks``, ``budget_mb``, ``per_example_mb``."""
     budget = available_bytes(mem_mb, device)
-    chosen = fitting_batch_size(model, inputs, budget, kind=kind, batch_size=batch_size)
+    per_example = _per_example_bytes(model, inputs, kind)
     n = int(inputs.shape[0])
+    chosen = _fit(n, batch_size, budget, per_example)
     size = n if chosen is None else chosen
     return {"batch_size": chosen, "chunks": -(-n // max(size, 1)),
             "budget_mb": None if budget is None else round(budget / MB, 1),
-            "per_example_mb": round(PASS_FACTORS[kind] * activation_bytes(model, inputs[:1]) / MB, 4)}
+            "per_example_mb": round(per_example / MB, 4)}

@@ -78,11 +78,11 @@ def _allowed(schema: Mapping[str, Any]) -> str:
     if bounds:
         words += " " + " and ".join(bounds)
     lo, hi = schema.get("minItems"), schema.get("maxItems")
+    limits = ([f"at least {lo}"] if lo else []) + ([f"at most {hi}"] if hi is not None else [])
     if lo is not None and lo == hi:
         words += f" of {lo} item{'s' * (lo != 1)}"
-    elif lo or hi is not None:
-        words += " of " + " and ".join(([f"at least {lo}"] if lo else []) + ([f"at most {hi}"] if hi is not None
-                                                                                else [])) + " items"
+    elif limits:
+        words += f" of {' and '.join(limits)} items"
     if schema.get("uniqueItems"):
         words += ", without repeats"
     return words

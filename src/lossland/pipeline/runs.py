@@ -147,6 +147,12 @@ def inits(run_table: Mapping[str, Mapping[str, Any]]) -> set[tuple[str, str, int
     return {(r["dataset"], r["model"], r["init_seed"]) for r in run_table.values()}
 
 
+def undefined_refs(key: str, values: Iterable[str], defined: Mapping[str, Any], kind: str) -> list[str]:
+    """One problem per name of ``values`` (config key ``key``) that is not a defined ``kind``."""
+    return [f"{key}: {kind} {v!r} is not defined; allowed (the defined {kind}s): {', '.join(sorted(defined))}"
+            for v in values if v not in defined]
+
+
 def check_training(config: Mapping[str, Any], name: str, section: Mapping[str, Any]) -> list[str]:
     """Problems of a training section's resolved settings (checkpoints past the last epoch)."""
     training = training_settings(config, section)

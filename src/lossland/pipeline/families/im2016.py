@@ -73,17 +73,10 @@ def switch_epochs(at: Iterable[float], epochs: int) -> list[int]:
 # --------------------------------------------------------------------------- checks
 
 
-def _refs(problems: list[str], key: str, values: Iterable[str], defined: Mapping[str, Any], kind: str) -> None:
-    for v in values:
-        if v not in defined:
-            problems.append(f"{key}: {kind} {v!r} is not defined; allowed (the defined {kind}s): "
-                            f"{', '.join(sorted(defined))}")
-
-
 def _check_switch_study(config: Config, study: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     for i, pair in enumerate(study["switches"]):
-        _refs(problems, f"{SWITCH_STUDY}.switches[{i}]", pair, config["optimizers"], "optimizer")
+        problems += R.undefined_refs(f"{SWITCH_STUDY}.switches[{i}]", pair, config["optimizers"], "optimizer")
         if len(set(pair)) == 1:
             problems.append(f"{SWITCH_STUDY}.switches[{i}]: switches from {pair[0]!r} to itself; "
                             f"name two different optimizers")
@@ -105,7 +98,7 @@ def _check_switch_study(config: Config, study: Mapping[str, Any]) -> list[str]:
 
 def _check_plain_study(config: Config, name: str, study: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
-    _refs(problems, f"{name}.optimizers", study["optimizers"], config["optimizers"], "optimizer")
+    problems += R.undefined_refs(f"{name}.optimizers", study["optimizers"], config["optimizers"], "optimizer")
     for opt in study.get("lr_grids") or {}:
         if opt not in study["optimizers"]:
             problems.append(f"{name}.lr_grids.{opt}: {opt!r} is not one of the study's optimizers; "
@@ -122,8 +115,8 @@ def check(config: Config) -> list[str]:
     problems: list[str] = []
     for name in present_studies(config):
         study = config[name]
-        _refs(problems, f"{name}.dataset", [study["dataset"]], config["datasets"], "dataset")
-        _refs(problems, f"{name}.models", study["models"], config["models"], "model")
+        problems += R.undefined_refs(f"{name}.dataset", [study["dataset"]], config["datasets"], "dataset")
+        problems += R.undefined_refs(f"{name}.models", study["models"], config["models"], "model")
         if name == SWITCH_STUDY:
             problems += _check_switch_study(config, study)
         else:

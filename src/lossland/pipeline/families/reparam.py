@@ -104,13 +104,9 @@ def check(config: Config) -> list[str]:
     if not cfg:
         return []
     problems: list[str] = []
-    for key, values, defined in (("dataset", [cfg["dataset"]], config["datasets"]),
-                                 ("models", cfg["models"], config["models"]),
-                                 ("optimizers", cfg["optimizers"], config["optimizers"])):
-        for v in values:
-            if v not in defined:
-                problems.append(f"reparam.{key}: {v!r} is not defined; allowed (the defined ones): "
-                                f"{', '.join(sorted(defined))}")
+    for key, values, kind in (("dataset", [cfg["dataset"]], "dataset"), ("models", cfg["models"], "model"),
+                              ("optimizers", cfg["optimizers"], "optimizer")):
+        problems += R.undefined_refs(f"reparam.{key}", values, config[f"{kind}s"], kind)
     if problems:
         return problems
     problems += R.check_training(config, "reparam", cfg)
