@@ -54,14 +54,45 @@ TINY = {
 }
 
 
+SNAKEFILE = ROOT / "Snakefile"
+
+
+def snakemake_command(workdir: Path, *args: str, cores: int | None = 2, snakefile: Path = SNAKEFILE) -> list[str]:
+    """The Snakemake command line of the workflow in ``workdir`` with its ``config.yaml``."""
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir),
+            "--configfile", str(workdir / "config.yaml"), *(["--cores", str(cores)] if cores else []), *args]
+
+
 def snakemake(workdir: Path, *args: str, config: dict | None = None, timeout: float = 900,
-              cores: int | None = 2) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
+              cores: int | None = 2, snakefile: Path = SNAKEFILE) -> subprocess.CompletedProcess:
+    """Run Snakemake in ``workdir`` (with ``config`` written to its config.yaml first, when given)."""
     if config is not None:
-        cfg.write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(cfg), *(["--cores", str(cores)] if cores else []), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return subprocess.run(snakemake_command(workdir, *args, cores=cores, snakefile=snakefile),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def edited(edit) -> dict:
+    """A copy of TINY changed by ``edit(config)``."""
+    cfg = yaml.safe_load(yaml.safe_dump(TINY))
+    edit(cfg)
+    return cfg
+
+
+def dry_run(workdir: Path, cfg: dict | None = None, *args: str, snakefile: Path = SNAKEFILE) -> str:
+    """The output of `snakemake --dry-run` with ``cfg`` (default TINY) in ``workdir``, asserted to
+    succeed; the folder's config is TINY again afterwards, as the tests sharing it expect."""
+    res = snakemake(workdir, "--dry-run", *args, config=cfg if cfg is not None else TINY, snakefile=snakefile)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
+    return out
+
+
+def compare_results(old: Path, new: Path) -> subprocess.CompletedProcess:
+    """tools/compare_results.py on two results folders (every table, by value, exactly)."""
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "compare_results.py"), str(old), str(new)],
+                          capture_output=True, text=True, timeout=300)
 
 
 def planned_jobs(output: str) -> dict[str, int]:

@@ -73,7 +73,7 @@ def test_checks_name_the_key_and_the_allowed_values(default_config):
     assert out == ["reparam.epoch: epoch 3 is not saved by reparam's runs; allowed: 0, 2, 4 "
                    "(see training.checkpoint_every)"]
     out = _problems(default_config, lambda c: c["reparam"].update(models=["relu-mlp", "resnet"]))
-    assert out[0].startswith("reparam.models: 'resnet' is not defined; allowed (the defined ones): ")
+    assert out[0].startswith("reparam.models: model 'resnet' is not defined; allowed (the defined models): ")
     out = _problems(default_config, lambda c: c["reparam"]["settings"].update(trace_probes=1))
     assert out == ["reparam.settings.trace_probes: 1 is too few for deflated; allowed: 2 or more"]
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
 import pytest
-from tiny import ROOT, TINY, snakemake
+from tiny import ROOT, TINY, compare_results, snakemake
 
 from lossland import io
 
@@ -21,8 +20,7 @@ def test_two_runs_in_different_folders_give_identical_tables(tiny_workflow, tmp_
     res = snakemake(tmp_path, config=TINY)
     assert res.returncode == 0, res.stdout + res.stderr
     # rtol = atol = 0: the same numbers, not close ones; wall_time and seconds are left out
-    cmp = subprocess.run([sys.executable, str(ROOT / "tools" / "compare_results.py"), str(tiny_workflow / "results"),
-                          str(tmp_path / "results")], capture_output=True, text=True, timeout=300)
+    cmp = compare_results(tiny_workflow / "results", tmp_path / "results")
     assert cmp.returncode == 0, cmp.stdout + cmp.stderr
     compared = int(re.search(r"(\d+) tables compared: (\d+) identical", cmp.stdout).group(2))
     assert compared == len(list((tiny_workflow / "results").rglob("*.parquet"))) > 40, cmp.stdout

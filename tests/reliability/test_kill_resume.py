@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from safetensors.torch import load_file
-from tiny import ROOT, planned_jobs, snakemake
+from tiny import compare_results, planned_jobs, snakemake, snakemake_command
 
 pytestmark = pytest.mark.workflow
 
@@ -33,15 +32,10 @@ KILL = {  # 8 epochs of a wide MLP on 2000 images (seconds), and one 11 x 11 ran
 }
 
 
-def command(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(workdir / "config.yaml"), "--cores", "1", *args]
-
-
 def run_until_killed(workdir: Path, ready, timeout: float = 300) -> str:
     """Start the workflow in its own process group and SIGKILL the whole group (Snakemake and
     its job) once ``ready(output so far)`` holds; return the output."""
-    proc = subprocess.Popen(command(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    proc = subprocess.Popen(snakemake_command(workdir, cores=1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     out: list[str] = []
     reader = threading.Thread(target=lambda: out.extend(iter(lambda: proc.stdout.read(64), "")), daemon=True)
@@ -59,7 +53,7 @@ def run_until_killed(workdir: Path, ready, timeout: float = 300) -> str:
 
 def unlock_and_plan(workdir: Path) -> dict[str, int]:
     """After a kill Snakemake's lock stays: --unlock (as the README says), then a dry run."""
-    assert subprocess.run(command(workdir, "--unlock"), capture_output=True, timeout=120).returncode == 0
+    assert snakemake(workdir, "--unlock", cores=1, timeout=120).returncode == 0
     res = snakemake(workdir, "--dry-run", cores=1)
     assert res.returncode == 0, res.stdout + res.stderr
     return planned_jobs(res.stdout)
@@ -96,8 +90,7 @@ def test_killed_training_and_landscape_jobs_resume_to_the_uninterrupted_result(t
     # 3. run to the end: the same tables (value for value) and checkpoints as without kills
     res = snakemake(tmp_path, cores=1)
     assert res.returncode == 0, res.stdout + res.stderr
-    cmp = subprocess.run([sys.executable, str(ROOT / "tools" / "compare_results.py"), str(uninterrupted / "results"),
-                          str(tmp_path / "results")], capture_output=True, text=True, timeout=300)
+    cmp = compare_results(uninterrupted / "results", tmp_path / "results")
     assert cmp.returncode == 0, cmp.stdout + cmp.stderr
     weights = sorted(p.relative_to(uninterrupted) for p in (uninterrupted / "results").rglob("*.safetensors"))
     assert len(weights) >= 6  # data, init, final, 4 checkpoints

@@ -9,27 +9,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
-from tiny import ROOT, TINY, planned_jobs, snakemake
+from tiny import ROOT, dry_run, edited, planned_jobs
 
 pytestmark = pytest.mark.workflow
 
 REPARAM_FIGURES = {"plot_dinh_alpha_scale": 1, "plot_dinh_reparametrizations": 1}
 
 
-def dry_run(workdir: Path, cfg: dict | None = None, *args: str) -> dict[str, int]:
-    res = snakemake(workdir, "--dry-run", *args, config=cfg if cfg is not None else TINY)
-    out = res.stdout + res.stderr
-    assert res.returncode == 0, out
-    if cfg is not None:
-        snakemake(workdir, "--dry-run", config=TINY)  # leave the folder's config as the other tests expect
-    return planned_jobs(out)
-
-
-def edited(edit) -> dict:
-    cfg = yaml.safe_load(yaml.safe_dump(TINY))
-    edit(cfg)
-    return cfg
+def planned(workdir: Path, cfg: dict | None = None, **kw) -> dict[str, int]:
+    """The jobs a dry run with ``cfg`` (default TINY) would run: {rule: count}."""
+    return planned_jobs(dry_run(workdir, cfg, **kw))
 
 
 @pytest.fixture
@@ -46,16 +35,16 @@ def workflow_copy(tmp_path) -> Path:
 
 
 def test_the_copied_workflow_sees_the_finished_run_as_finished(tiny_workflow, workflow_copy):
-    assert dry_run(tiny_workflow, None, "--snakefile", str(workflow_copy / "Snakefile")) == {}
+    assert planned(tiny_workflow, snakefile=workflow_copy / "Snakefile") == {}
 
 
 def test_a_changed_script_reruns_its_rule_and_downstream_only(tiny_workflow, workflow_copy):
     script = workflow_copy / "workflow" / "scripts" / "hessian_point.py"
     script.write_text(script.read_text() + "\nlog.info('an edit')\n")
-    planned = dry_run(tiny_workflow, None, "--snakefile", str(workflow_copy / "Snakefile"))
+    jobs = planned(tiny_workflow, snakefile=workflow_copy / "Snakefile")
     # hessian: init weights of mlp seed 0 at epoch 0, then sgd's and adam's runs at epoch 2
-    assert planned == {"hessian_init": 1, "hessian_checkpoint": 2, "gather_hessian": 1, "plot_hessian_density": 1,
-                       "plot_hessian_sharpness": 1, "plot_hessian_negative_fraction": 1, "all": 1}
+    assert jobs == {"hessian_init": 1, "hessian_checkpoint": 2, "gather_hessian": 1, "plot_hessian_density": 1,
+                    "plot_hessian_sharpness": 1, "plot_hessian_negative_fraction": 1, "all": 1}
 
 
 def test_a_changed_input_reruns_the_jobs_that_read_it(tiny_workflow):
@@ -68,32 +57,32 @@ def test_a_changed_input_reruns_the_jobs_that_read_it(tiny_workflow):
     original, stat = final.read_bytes(), final.stat()
     try:
         os.utime(final, (stat.st_atime + 3600, stat.st_mtime + 3600))
-        assert dry_run(tiny_workflow) == {}
+        assert planned(tiny_workflow) == {}
         tensors = load_file(final)
         first = next(k for k, v in tensors.items() if v.is_floating_point())
         tensors[first] = tensors[first] * 1.01
         save_file(tensors, final)
-        planned = dry_run(tiny_workflow)
+        jobs = planned(tiny_workflow)
     finally:
         final.write_bytes(original)
         os.utime(final, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert planned == {"reparam_sweep": 1, "reparam_input": 1, "gather_reparam": 1, **REPARAM_FIGURES, "all": 1}
-    assert dry_run(tiny_workflow) == {}
+    assert jobs == {"reparam_sweep": 1, "reparam_input": 1, "gather_reparam": 1, **REPARAM_FIGURES, "all": 1}
+    assert planned(tiny_workflow) == {}
 
 
 def test_keys_that_define_no_output_rerun_nothing(tiny_workflow):
     cfg = edited(lambda c: (c.update(threads=2),
                             c.update(resources={"train": {"runtime": 999, "mem_mb": 1234},
                                                 "plot": {"runtime": 5, "mem_mb": 500}})))
-    assert dry_run(tiny_workflow, cfg) == {}
+    assert planned(tiny_workflow, cfg) == {}
 
 
 def test_another_familys_setting_reruns_only_that_family(tiny_workflow):
     cfg = edited(lambda c: c["reparam"]["settings"].update(max_iter=9))
-    planned = dry_run(tiny_workflow, cfg)
-    assert set(planned) == {"reparam_sweep", "gather_reparam", *REPARAM_FIGURES, "all"}, planned
+    jobs = planned(tiny_workflow, cfg)
+    assert set(jobs) == {"reparam_sweep", "gather_reparam", *REPARAM_FIGURES, "all"}, jobs
     cfg = edited(lambda c: c["landscape"]["random_plane"].update(seeds=[1, 2]))
-    planned = dry_run(tiny_workflow, cfg)
+    jobs = planned(tiny_workflow, cfg)
     # the plane's shards (2 seeds x 2 runs), its surface and table gathers, its figure
-    assert planned == {"landscape_shard": 4, "gather_landscape_surface": 2, "gather_landscape_table": 1,
-                       "plot_random_plane": 1, "all": 1}
+    assert jobs == {"landscape_shard": 4, "gather_landscape_surface": 2, "gather_landscape_table": 1,
+                    "plot_random_plane": 1, "all": 1}

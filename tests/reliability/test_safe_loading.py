@@ -280,16 +280,21 @@ def test_a_fitting_checkpoint_loads(tiny_dataset, tmp_path):
     assert any(not torch.equal(v, states[1][k]) for k, v in states[0].items())
 
 
+def _refused_by_both_loaders(path, pattern: str) -> None:
+    """Both ways a job loads weights refuse ``path`` with a ValueError matching ``pattern``."""
+    with pytest.raises(ValueError, match=pattern):
+        runner.model_from_checkpoint(path)
+    with pytest.raises(ValueError, match=pattern):
+        jobs.load_weights([(path, 0)])
+
+
 def test_tensors_of_the_wrong_shape_are_refused(tiny_dataset, tmp_path):
     path = _checkpoint(tiny_dataset, tmp_path / "w.safetensors")
     tensors, meta = io.load_checkpoint(path)
     tensors["net.1.weight"] = torch.zeros(3, 5)
     io.save_checkpoint(tensors, path, meta)
     pattern = r"w\.safetensors: the tensors do not fit .*net\.1\.weight checkpoint \[3, 5\] vs model \[16, 192\]"
-    with pytest.raises(ValueError, match=pattern):
-        runner.model_from_checkpoint(path)
-    with pytest.raises(ValueError, match=pattern):
-        jobs.load_weights([(path, 0)])
+    _refused_by_both_loaders(path, pattern)
 
 
 def test_missing_and_unexpected_tensors_are_named(tiny_dataset, tmp_path):
@@ -310,10 +315,7 @@ def test_a_sidecar_naming_another_architecture_is_refused(tiny_dataset, tmp_path
     _edit_sidecar(path, model_spec=model_spec)
     pattern = rf"w\.safetensors: the tensors do not fit the model its sidecar describes \('mlp', " \
               rf"{re.escape(str(model_spec))}.*net\.1\.weight (checkpoint \[16, 192\] vs model|not in the model)"
-    with pytest.raises(ValueError, match=pattern):
-        runner.model_from_checkpoint(path)
-    with pytest.raises(ValueError, match=pattern):
-        jobs.load_weights([(path, 0)])
+    _refused_by_both_loaders(path, pattern)
 
 
 def test_a_sidecar_naming_an_unknown_architecture_is_refused(tiny_dataset, tmp_path):

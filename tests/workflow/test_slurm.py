@@ -16,14 +16,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from tiny import ROOT, TINY, snakemake
+from tiny import ROOT, TINY, compare_results, snakemake
 
 pytestmark = pytest.mark.slurm
 
@@ -164,8 +163,7 @@ def test_jobs_ask_for_the_rules_resources(slurm_run):
 
 
 def test_tables_equal_the_local_run(slurm_run, local_run):
-    res = subprocess.run([sys.executable, str(ROOT / "tools" / "compare_results.py"), str(local_run / "results"),
-                          str(slurm_run["dir"] / "results")], capture_output=True, text=True, timeout=300)
+    res = compare_results(local_run / "results", slurm_run["dir"] / "results")
     report("compare_results.py local/results slurm/results", res.stdout + res.stderr)
     assert res.returncode == 0, res.stdout + res.stderr
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import yaml
-from tiny import TINY, planned_jobs, snakemake
+from tiny import TINY, dry_run, edited, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -33,20 +31,6 @@ def planned_runs(output: str) -> set[str]:
 @pytest.fixture(scope="module")
 def finished(tiny_workflow):
     return tiny_workflow
-
-
-def edited(edit) -> dict:
-    cfg = yaml.safe_load(yaml.safe_dump(TINY))
-    edit(cfg)
-    return cfg
-
-
-def dry_run(workdir: Path, cfg: dict) -> str:
-    res = snakemake(workdir, "--dry-run", config=cfg)
-    out = res.stdout + res.stderr
-    assert res.returncode == 0, out
-    snakemake(workdir, "--dry-run", config=TINY)  # leave the folder's config as the other tests expect
-    return out
 
 
 def test_workflow_writes_every_output(finished):
