@@ -11,15 +11,15 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu.txt"
 if [[ $stages == *surface* || $stages == *bench* ]]; then
-  timeout 180 python3 benchmarks/surface_throughput.py --device cuda --grid 5 --repeats 3 2>&1 | tee "$out/surface_cuda.txt"
-  timeout 120 python3 benchmarks/surface_throughput.py --device cuda --grid 11 --repeats 2 --skip-loss-landscapes \
-      2>&1 | tee "$out/surface_cuda_grid11.txt"
+  # the zoo (nin-bn, vgg, cnn, mlp, resnet), with the loop/vmap/graph engines on a 4x4 sub-grid
+  timeout 240 python3 benchmarks/surface_throughput.py --device cuda --grid 5 --images 1000 --repeats 2 --engines \
+      2>&1 | tee "$out/surface_cuda.txt"
 fi
 if [[ $stages == *tests* ]]; then
   timeout 240 python3 -m pytest -q -rs tests/test_cuda.py 2>&1 | tail -30 | tee "$out/tests.txt"
 fi
 if [[ $stages == *hessian* || $stages == *bench* ]]; then
-  python3 benchmarks/hessian.py --device cuda --model nin --n 1000 --repeats 1 2>&1 | tee "$out/hessian_cuda.txt"
+  timeout 300 python3 benchmarks/hessian.py --device cuda --n 1000 --repeats 1 2>&1 | tee "$out/hessian_cuda.txt"
 fi
 if [[ $stages == *landscape* ]]; then
   # the landscape stage of the default study on the GPU (training runs it needs included)

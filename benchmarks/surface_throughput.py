@@ -1,133 +1,128 @@
-"""Surface throughput: lossland's 2-D surface against the ``loss-landscapes`` package
-and against the forward-only limit, on the same model, data and grid, in one
-process. Prints points/s and the ratios.
+"""Surface throughput over the benchmark zoo: lossland's 2-D surface against the
+``loss-landscapes`` package and against the forward-only limit, model by model
+(:data:`zoo.ZOO`), on the same data and grid, in one process. Prints points/s per
+model and a summary table.
 
-    python benchmarks/surface_throughput.py [--device cpu|cuda] [--grid 5] [--images 1000]
-                                            [--model nin:0.25] [--threads N]
+    python benchmarks/surface_throughput.py [--models nin-bn,vgg,cnn,mlp,resnet] [--device cpu|cuda]
+                                            [--grid 5] [--images 1000] [--threads N] [--repeats 2]
+                                            [--skip-loss-landscapes] [--engines]
 
-* ours: :func:`lossland.surface` around the initial weights along two
-  filter-normalised random directions on a ``grid × grid`` lattice, evaluated on
-  ``--images`` embedded CIFAR-10 training images (``engine="auto"``; the model
-  in channels-last on the CPU, as training uses it).
+``--models`` takes names of :data:`zoo.ZOO` and lossland specs (``nin:0.25``, ``mlp:256``).
+Each model comes from :func:`zoo.build` (seed 0, eval mode, contiguous NCHW: as a user
+passes it) and is evaluated on ``--images`` embedded CIFAR-10 training images. What is timed:
+
+* ours: ``lossland.surface(model, model.state_dict(), dx, dy, coords, coords, (x, y))``
+  with ``dx, dy = lossland.random_direction(model, seed=0 / 1)`` (filter-normalised) and
+  ``coords = linspace(-1, 1, grid)``: the model exactly as built, every option at its
+  default (the library picks the engine and the memory format).
 * loss-landscapes: ``loss_landscapes.random_plane(model, Loss(default_loss, x, y),
-  distance=1, steps=grid, normalization="filter", deepcopy_model=True)`` on the
-  same model (eval mode, default memory format, as a user passes it) and the same
-  data: one forward of all images per point.
-* limit: the time to run ``grid² × images`` samples through the model with no
-  gradient, at the best batch size and memory format, with nothing else
-  (no weight updates, no loss): points/s = samples/s ÷ images. Printed beside
-  it: the same for the BN-folded, conv+ReLU-fused copy that the loop engine runs (the limit of
-  our method).
-* engines: loop, vmap and (on CUDA) graph on a 2×2 sub-grid on the CPU, 4×4 on
-  CUDA (the ``auto`` rule's evidence).
-* on CUDA the limit is the better of the plain forward and the same forward
-  captured as a CUDA graph and replayed (no launch overhead either).
+  distance=1, steps=grid, normalization="filter", deepcopy_model=True)`` on its own copy of
+  the same model: one forward of all images per point. On CUDA it fails (its filter
+  normalisation mixes devices); the row then says so.
+* limit: running ``grid² × images`` samples through the model with no gradient and nothing
+  else (no weight updates, no loss): the best plain forward over the data in chunks of
+  {64, 128, 256, 512, 1024} images (capped at the data size), in the contiguous and (models
+  with conv layers) the channels-last memory format (model and input converted), and on
+  CUDA also each of those captured as a CUDA graph and replayed (no launch overhead).
+  Points/s = samples/s ÷ images.
+* naive forward: the contiguous model on all images in one batch (what loss-landscapes
+  runs per point).
+* BN folded + ReLU fused: the same forward of ``lossland.fold.folded_copy`` of a
+  channels-last copy (contiguous for models without conv layers), the loop engine's
+  limit; omitted where there is nothing to fold or fuse.
+* engines (``--engines``): ours with ``engine=loop``, ``vmap`` and (CUDA) ``graph`` on a
+  2×2 sub-grid on the CPU, 4×4 on CUDA (the ``auto`` rule's evidence).
 
-Timings are the best of ``--repeats`` interleaved rounds (after a warm-up), so
-that other load on the machine shows as little, and as evenly, as possible.
+Timings are the best of ``--repeats`` interleaved rounds, after a warm-up (ours on the
+sub-grid, every forward once), so that other load on the machine shows as little, and as
+evenly, as possible. A forward timing is one pass over the data on the CPU, 16 on CUDA
+(reported per pass). Goals: ours / limit ≥ 0.8, and ours never below loss-landscapes.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 
 import numpy as np
 import torch
-from _common import model_spec, sync  # noqa: E402  (benchmarks/ is on sys.path)
+import zoo
+from _common import sync  # noqa: E402  (benchmarks/ is on sys.path)
+from torch import nn
 
 import lossland
 from lossland.evaluation import default_loss
-from lossland.runtime import configure, pick_device, resolve_channels_last
+from lossland.runtime import configure, pick_device
+
+CHUNKS = (64, 128, 256, 512, 1024)
+GOAL_LIMIT = 0.8  # ours / limit
+GOAL_LL = 1.0  # ours / loss-landscapes
 
 
-def make_model(args, ds, device):
-    """The model at seed 0, its all-zero 1-D parameters (biases, BN shifts) set to small
-    random values: loss-landscapes' filter normalisation divides by their zero norm."""
-    model = lossland.create_model(model_spec(args.model), ds.input_shape, ds.num_classes, seed=0)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() <= 1 and not p.any():
-                p.copy_(0.01 * torch.randn(p.shape, generator=g))
-    return model.to(device)
+def has_conv(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--grid", type=int, default=5)
-    ap.add_argument("--images", type=int, default=1000)
-    ap.add_argument("--model", default="nin:0.25")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--skip-loss-landscapes", action="store_true")
-    args = ap.parse_args()
-    t_start = time.perf_counter()
-
-    device = pick_device(args.device)
-    configure(device, threads=args.threads, deterministic=False)
-    ds = lossland.prepare(lossland.read_source("embedded"), train_size=args.images, test_size=0)
-    x, y = (t.to(device) for t in ds["train"].as_tuple())
+def bench_model(name, args, ds, x, y, device):
+    """Time one model; print its rows; return its summary row."""
     n = int(y.shape[0])
-    model = make_model(args, ds, device).eval()
-    cl = resolve_channels_last("auto", device)
-    ours_model = make_model(args, ds, device)
-    ours_model = ours_model.to(memory_format=torch.channels_last) if cl else ours_model
-    state = ours_model.state_dict()
-    dx = lossland.random_direction(ours_model, seed=0)
-    dy = lossland.random_direction(ours_model, seed=1)
+    build = lambda: zoo.build(name, ds.input_shape, ds.num_classes).to(device)  # noqa: E731
+    model = build()  # ours
+    conv = has_conv(model)
+    state = model.state_dict()
+    dx = lossland.random_direction(model, seed=0)
+    dy = lossland.random_direction(model, seed=1)
     coords = np.linspace(-1, 1, args.grid)
     points = args.grid ** 2
-    print(f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
-          f"threads={torch.get_num_threads()}, model={args.model} "
-          f"({lossland.count_parameters(model)} parameters), images={n}, grid={args.grid}x{args.grid}, "
-          f"torch {torch.__version__}")
+    params = lossland.count_parameters(model)
+    print(f"\n=== {name}: {params} parameters, {'conv' if conv else 'no conv'} layers, "
+          f"{n} images, grid {args.grid}x{args.grid}")
 
-    # --- the contenders, timed in interleaved rounds (best of --repeats for each)
     import loss_landscapes
     from loss_landscapes.metrics import Loss
 
+    ll_model = build()
     metric = Loss(default_loss, x, y)
-    sub = coords[:2] if device.type == "cpu" else coords[:4]  # the engines on a sub-grid: 4 or 16 points
+    sub = coords[:2] if device.type == "cpu" else coords[:4]  # warm-up and engines: 4 or 16 points
     sub_points = len(sub) ** 2
 
-    def ours(engine="auto", xs=coords, ys=coords):
-        return lossland.surface(ours_model, state, dx, dy, xs, ys, (x, y), engine=engine)
+    def ours(engine=None, xs=coords, ys=coords):
+        kw = {} if engine is None else {"engine": engine}
+        return lossland.surface(model, state, dx, dy, xs, ys, (x, y), **kw)
 
     def ll():
         torch.manual_seed(0)
-        loss_landscapes.random_plane(model, metric, distance=1, steps=args.grid, normalization="filter",
+        loss_landscapes.random_plane(ll_model, metric, distance=1, steps=args.grid, normalization="filter",
                                      deepcopy_model=True)
 
-    limit_models = {}
-    for channels_last in (False, True):
-        m = make_model(args, ds, device).eval()
-        limit_models[channels_last] = (m.to(memory_format=torch.channels_last), x.contiguous(
-            memory_format=torch.channels_last)) if channels_last else (m, x)
-    # the same forward with BN folded into the convs and conv+ReLU fused, as the loop engine runs it
+    # the forward-only limit: plain forwards in each memory format, the BN-folded + ReLU-fused copy
+    limit_models = {"contiguous": (build(), x)}
+    if conv:
+        limit_models["channels_last"] = (build().to(memory_format=torch.channels_last),
+                                         x.contiguous(memory_format=torch.channels_last))
     from lossland.fold import folded_copy
-    folded = folded_copy(limit_models[cl][0])
+    base = limit_models["channels_last" if conv else "contiguous"]
+    folded = folded_copy(base[0])
     if folded is not None:
-        folded.update(limit_models[cl][0].state_dict())
-        limit_models["folded"] = (folded.module, limit_models[cl][1])
-    sizes = (64, 128, 256, 1024) if device.type == "cpu" else (256, 1024, 4096, 16384)
-    reps = 1 if device.type == "cpu" else 16  # passes over the data per limit timing
-    sizes = [bs for bs in sizes if bs <= 2 * n] or [sizes[0]]
+        folded.update(base[0].state_dict())
+        limit_models["folded"] = (folded.module, base[1])
+    sizes = sorted({min(bs, n) for bs in CHUNKS})
+    reps = 1 if device.type == "cpu" else 16  # passes over the data per forward timing
 
     @torch.no_grad()
-    def forward_only(channels_last, bs):
-        m, xx = limit_models[channels_last]
+    def forward_only(fmt, bs):
+        m, xx = limit_models[fmt]
         for _ in range(reps):
             for i in range(0, n, bs):
                 m(xx[i:i + bs])
 
-    limits = {(c, False, bs): (lambda c=c, bs=bs: forward_only(c, bs)) for c in limit_models for bs in sizes}
+    limits = {(f, False, bs): (lambda f=f, bs=bs: forward_only(f, bs)) for f in limit_models for bs in sizes}
+    limits.setdefault(("contiguous", False, n), lambda: forward_only("contiguous", n))  # naive, n > 1024
     if device.type == "cuda":
-        # the same forwards captured as CUDA graphs and replayed: no launch overhead either
-        for c in limit_models:
+        for f in limit_models:
             for bs in sizes:
-                limits[(c, True, bs)] = graphed_forward(limit_models[c], n, bs, reps)
+                limits[(f, True, bs)] = graphed_forward(limit_models[f], n, bs, reps)
 
     def clock(fn):
         sync(device)
@@ -136,55 +131,126 @@ def main() -> None:
         sync(device)
         return time.perf_counter() - t0
 
-    engines = ["loop", "vmap"] + (["graph"] if device.type == "cuda" else [])
-    # warm-up: one point of each engine on the sub-grid, every limit configuration once
+    engines = (["loop", "vmap"] + (["graph"] if device.type == "cuda" else [])) if args.engines else []
+    ours(None, sub, sub)  # warm-up
     for e in engines:
         ours(e, sub, sub)
     for fn in limits.values():
         fn()
-    best = {}
+    contenders = [("ours", ours)] + [(e, lambda e=e: ours(e, sub, sub)) for e in engines]
+    contenders += [] if args.skip_loss_landscapes else [("ll", ll)]
+    contenders += list(limits.items())
+    best, ll_error = {}, None
     for _ in range(args.repeats):
-        for name, fn in [("ours", ours)] + [(e, lambda e=e: ours(e, sub, sub)) for e in engines] + \
-                ([] if args.skip_loss_landscapes else [("ll", ll)]) + list(limits.items()):
+        for key, fn in contenders:
+            if key == "ll" and ll_error is not None:
+                continue
             try:
-                best[name] = min(best.get(name, float("inf")), clock(fn))
-            except RuntimeError as exc:  # loss-landscapes' filter normalisation mixes devices on CUDA
-                if name != "ll":
+                best[key] = min(best.get(key, float("inf")), clock(fn))
+            except Exception as exc:  # noqa: BLE001 - loss-landscapes' filter normalisation mixes devices on CUDA
+                if key != "ll":
                     raise
-                print(f"loss-landscapes failed on {device}: {str(exc).splitlines()[0]}")
-                args.skip_loss_landscapes = True
-    rate_ours = points / best["ours"]
-    rate_ll = points / best["ll"] if "ll" in best else float("nan")
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                where = "cannot run on CUDA" if device.type == "cuda" else "failed"
+                ll_error = f"n/a (loss-landscapes {where}: {first})"
+
     results = {k: v / reps for k, v in best.items() if isinstance(k, tuple)}
 
     def fastest(keep):
         chosen = {k: v for k, v in results.items() if keep(k)}
-        return min(chosen.items(), key=lambda kv: kv[1]) if chosen else ((None, None, None), float("inf"))
+        return min(chosen.items(), key=lambda kv: kv[1]) if chosen else (None, float("inf"))
 
-    (best_c, _, best_bs), t_eager = fastest(lambda k: k[0] != "folded" and not k[1])
-    (graph_c, _, graph_bs), t_graphed = fastest(lambda k: k[0] != "folded" and k[1])
-    (_, _, fold_bs), t_fold = fastest(lambda k: k[0] == "folded")
-    rate_eager, rate_graphed, rate_fold = 1.0 / t_eager, 1.0 / t_graphed, 1.0 / t_fold
-    rate_limit = max(rate_eager, rate_graphed)
-    fmt = lambda c: "folded" if c == "folded" else "channels_last" if c else "contiguous"  # noqa: E731
+    plain = lambda k: k[0] != "folded" and k[2] in sizes  # noqa: E731
+    limit_key, t_limit = fastest(plain)
+    eager_key, t_eager = fastest(lambda k: plain(k) and not k[1])
+    graph_key, t_graph = fastest(lambda k: plain(k) and k[1])
+    fold_key, t_fold = fastest(lambda k: k[0] == "folded")
+    t_naive = results[("contiguous", False, n)]
+    rate_ours = points / best["ours"]
+    rate_ll = points / best["ll"] if "ll" in best else None
+    label = lambda k: f"{k[0]}{', CUDA graph' if k[1] else ''}, bs={k[2]}"  # noqa: E731
 
-    print(f"{'method':<34}{'points/s':>12}{'samples/s':>12}")
-    rows = [("lossland surface (auto)", rate_ours)]
+    print(f"{'method':<58}{'points/s':>12}{'samples/s':>12}")
+    rows = [("lossland surface (defaults)", rate_ours)]
     rows += [(f"  engine={e} ({sub_points} points)", sub_points / best[e]) for e in engines]
-    rows += [("loss-landscapes random_plane", rate_ll),
-             (f"forward-only limit (bs={best_bs}, {fmt(best_c)})", rate_eager)]
-    if device.type == "cuda":
-        rows.append((f"forward-only, CUDA graph (bs={graph_bs}, {fmt(graph_c)})", rate_graphed))
-    rows.append((f"forward-only, BN folded+ReLU fused (bs={fold_bs})", rate_fold))
-    for name, r in rows:
-        print(f"{name:<46}{r:>12.3f}{r * n:>12.0f}")
-    print(f"ratio ours / loss-landscapes: {rate_ours / rate_ll:.2f}x (goal >= 5)")
-    print(f"ratio ours / forward-only limit (best of eager and graphed): {rate_ours / rate_limit:.2f} (goal >= 0.8)")
-    print(f"ratio ours / eager forward-only limit: {rate_ours / rate_eager:.2f}")
-    print(f"ratio ours / forward-only of the folded+fused copy: {rate_ours / rate_fold:.2f}")
+    if args.skip_loss_landscapes:
+        rows.append(("loss-landscapes random_plane", "skipped (--skip-loss-landscapes)"))
+    else:
+        rows.append(("loss-landscapes random_plane", rate_ll if rate_ll is not None else ll_error))
+    rows.append((f"naive forward (contiguous, all {n} images in one batch)", 1.0 / t_naive))
+    rows.append((f"forward-only limit ({label(eager_key)})", 1.0 / t_eager))
+    if graph_key is not None:
+        rows.append((f"forward-only limit ({label(graph_key)})", 1.0 / t_graph))
+    if fold_key is not None:
+        rows.append((f"forward-only, BN folded + ReLU fused (bs={fold_key[2]})", 1.0 / t_fold))
+    for what, r in rows:
+        if isinstance(r, str):
+            print(f"{what:<58}{r}")
+        else:
+            print(f"{what:<58}{r:>12.3f}{r * n:>12.0f}")
+    rate_limit = 1.0 / t_limit
+    vs_ll = f"{rate_ours / rate_ll:.2f}" if rate_ll is not None else "n/a"
+    print(f"ratio ours / loss-landscapes: {vs_ll} (goal >= {GOAL_LL:g})")
+    print(f"ratio ours / forward-only limit ({label(limit_key)}): {rate_ours / rate_limit:.2f} "
+          f"(goal >= {GOAL_LIMIT:g})")
+    print(f"ratio ours / naive forward: {rate_ours * t_naive:.2f}")
+    if fold_key is not None:
+        print(f"ratio ours / folded + fused forward: {rate_ours * t_fold:.2f}")
     print("forward-only samples/s by (format, graphed, batch):",
-          ", ".join(f"{'folded' if c == 'folded' else 'cl' if c else 'nchw'}{'/graph' if g else ''}/{b}: {n / t:.0f}"
-                    for (c, g, b), t in results.items()))
+          ", ".join(f"{f}{'/graph' if g else ''}/{b}: {n / t:.0f}" for (f, g, b), t in results.items()))
+    return {"model": name, "params": params, "ours": rate_ours, "ll": rate_ll,
+            "ll_note": "skipped" if args.skip_loss_landscapes else "n/a" if rate_ll is None else "",
+            "limit": rate_limit, "limit_at": f"{limit_key[0]}{'/graph' if limit_key[1] else ''}/{limit_key[2]}",
+            "naive": 1.0 / t_naive}
+
+
+def summary(rows) -> None:
+    print("\nsummary (points/s; limit: best plain no-grad forward, format/chunk beside it)")
+    head = (f"{'model':<12}{'parameters':>11}{'ours':>10}{'loss-l.':>10}{'limit':>10}  {'limit at':<26}"
+            f"{'ours/ll':>8}{'ours/limit':>11}{'ours/naive':>11}  goals")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        ll = f"{r['ll']:>10.2f}" if r["ll"] is not None else f"{r['ll_note']:>10}"
+        vs_ll = r["ours"] / r["ll"] if r["ll"] is not None else None
+        vs_limit = r["ours"] / r["limit"]
+        missed = ([] if vs_limit >= GOAL_LIMIT else ["limit"]) + \
+            ([] if vs_ll is None or vs_ll >= GOAL_LL else ["loss-landscapes"])
+        print(f"{r['model']:<12}{r['params']:>11}{r['ours']:>10.2f}{ll}{r['limit']:>10.2f}  {r['limit_at']:<26}"
+              f"{(f'{vs_ll:.2f}' if vs_ll is not None else 'n/a'):>8}{vs_limit:>11.2f}"
+              f"{r['ours'] / r['naive']:>11.2f}  {'ok' if not missed else 'MISSED: ' + ', '.join(missed)}")
+    print(f"goals: ours/limit >= {GOAL_LIMIT:g} and ours never below loss-landscapes (ours/ll >= {GOAL_LL:g})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=",".join(zoo.ZOO),
+                    help="comma-separated zoo names or lossland specs (nin:0.25)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--grid", type=int, default=5)
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--skip-loss-landscapes", action="store_true")
+    ap.add_argument("--engines", action="store_true", help="also time the loop/vmap/graph engines on a sub-grid")
+    args = ap.parse_args()
+    t_start = time.perf_counter()
+
+    device = pick_device(args.device)
+    configure(device, threads=args.threads, deterministic=False)
+    ds = lossland.prepare(lossland.read_source("embedded"), train_size=args.images, test_size=0)
+    x, y = (t.to(device) for t in ds["train"].as_tuple())
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    print(f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
+          f"threads={torch.get_num_threads()}, models={','.join(models)}, images={int(y.shape[0])}, "
+          f"grid={args.grid}x{args.grid}, repeats={args.repeats}, torch {torch.__version__}")
+    rows = []
+    for name in models:
+        rows.append(bench_model(name, args, ds, x, y, device))
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    summary(rows)
     print(f"total {time.perf_counter() - t_start:.0f} s")
 
 

@@ -35,6 +35,8 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from .evaluation import inputs_channels_last
+
 __all__ = ["foldable_pairs", "fold", "fold_batchnorm", "FoldedCopy", "folded_copy"]
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -161,9 +163,29 @@ def _fusable_relu(conv: nn.Module, relu: nn.Module) -> bool:
             and not isinstance(conv.padding, str))
 
 
+_RELU_FUNCTIONS = (F.relu, torch.relu, torch.relu_)
+
+
+def _is_relu_call(node: fx.Node) -> bool:
+    """A functional ReLU of one tensor: ``F.relu(x)``, ``torch.relu(x)``, ``x.relu()``
+    (in place or not: the fused kernel writes a new tensor, which is what is read next)."""
+    if node.op == "call_function" and node.target in _RELU_FUNCTIONS:
+        return len(node.args) == 1 and set(node.kwargs) <= {"inplace"}
+    return node.op == "call_method" and node.target in ("relu", "relu_") and len(node.args) == 1 \
+        and not node.kwargs
+
+
 def _fuse_conv_relu(gm: fx.GraphModule) -> int:
-    """Turn each Conv2d whose only user is a ReLU into :class:`_Conv2dReLU` (in place)."""
+    """Turn each Conv2d whose only user is a ReLU (an ``nn.ReLU`` module or a functional
+    ReLU, as user models write it) into :class:`_Conv2dReLU` (in place)."""
+    mods = dict(gm.named_modules())
     chains = _chains(gm, _fusable_relu)
+    for node in gm.graph.nodes:
+        prev = node.args[0] if node.args else None
+        if (_is_relu_call(node) and isinstance(prev, fx.Node) and prev.op == "call_module"
+                and len(prev.users) == 1 and len(prev.args) == 1 and not prev.kwargs
+                and _fusable_relu(mods[prev.target], nn.ReLU())):
+            chains.append((prev, node))
     for conv, relu in chains:
         gm.get_submodule(conv.target).__class__ = _Conv2dReLU
         relu.replace_all_uses_with(conv)
@@ -185,6 +207,8 @@ class FoldedCopy:
 
     def __init__(self, model: nn.Module) -> None:
         root = copy.deepcopy(model).eval()
+        if inputs_channels_last(model):  # the copy's weights in the format its inputs come in
+            root = root.to(memory_format=torch.channels_last)
         gm = fx.symbolic_trace(root)
         self.pairs: list[tuple[str, str]] = []
         self.eps: dict[str, float] = {}
@@ -241,8 +265,9 @@ class FoldedCopy:
             _, s = _scales(origin[f"{bn}.running_var"], self.eps[bn], origin.get(f"{bn}.weight"))
             scale[f"{layer}.weight"] = s.view(-1, *([1] * (origin[f"{layer}.weight"].dim() - 1)))
             scale[f"{layer}.bias"] = s
-        folded_dirs = [{k: d[k] * scale[k] if k in scale else d[k] for k in self.target if k in d}
-                       for d in directions]
+        # in the copy's own memory format, so that writing a point is a plain elementwise pass
+        folded_dirs = [{k: torch.empty_like(self.target[k]).copy_(d[k] * scale[k] if k in scale else d[k])
+                        for k in self.target if k in d} for d in directions]
         return folded_origin, folded_dirs
 
 

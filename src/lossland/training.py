@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .data import DeviceBatches, Split, derive_seed
-from .evaluation import LossFn, default_loss, evaluate
+from .evaluation import LossFn, default_loss, evaluate, inputs_channels_last
 from .state import distance, trainable_names
 
 
@@ -36,7 +36,7 @@ class TrainSettings:
     data_seed: int = 0
     augment: bool = False
     eval_batch_size: int = 1000
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: lossland.evaluation.inputs_channels_last(model)
     drop_last: bool = False
 
     @classmethod
@@ -107,7 +107,8 @@ def train(
     device = train_split.x.device
     batches = DeviceBatches(train_split.x, train_split.y, settings.batch_size, settings.data_seed,
                             augment=settings.augment, drop_last=settings.drop_last,
-                            channels_last=settings.channels_last)
+                            channels_last=(inputs_channels_last(model) if settings.channels_last is None
+                                           else settings.channels_last))
     names = trainable_names(model)
     params = [p for p in model.parameters() if p.requires_grad]
     needs_closure = bool(getattr(optimizer, "needs_closure", False))

@@ -35,6 +35,12 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
+def _gaussian(dim: int, g: torch.Generator, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """A ``1 × dim`` standard normal vector, drawn in float32 on the CPU (5× faster than
+    float64 there: 11 against 56 ms for 1.8 M entries), then moved."""
+    return torch.randn(1, dim, generator=g, dtype=torch.float32).to(device=device, dtype=dtype)
+
+
 def _orthogonalise(w: torch.Tensor, basis: torch.Tensor, passes: int = 2) -> torch.Tensor:
     """Remove from the rows of ``w`` (m × dim) their components along ``basis`` (j × m × dim).
 
@@ -67,17 +73,20 @@ def _lanczos(matmat: MatMat, dim: int, steps: int, g: torch.Generator, dtype: to
              device: torch.device | str):
     """Lanczos with full reorthogonalisation from a random Gaussian start vector.
 
-    Yields ``(j, alpha, beta, basis)`` after the product of step ``j``:
+    Yields ``(j, alpha, beta, basis, residual)`` after the product of step ``j``:
     ``alpha`` holds the ``j + 1`` diagonal entries of the tridiagonal matrix
     ``T``, ``beta`` its ``j`` off-diagonal ones, ``basis[: j + 1]`` the
-    orthonormal Lanczos vectors (rows), so that ``basisᵀ H basis = T``. On an
+    orthonormal Lanczos vectors (rows), so that ``basisᵀ H basis = T``, and
+    ``residual`` the norm of the part of ``H q_j`` outside the basis (the next
+    off-diagonal entry; 0.0 at a breakdown): a Ritz pair ``(θ, s)`` of ``T`` has
+    the residual ``‖H Q s − θ Q s‖ = residual·|s_j|``. On an
     invariant subspace (breakdown) it goes on from a fresh random vector
     orthogonal to the basis with a zero off-diagonal entry (``T`` then has
     blocks), so repeated eigenvalues appear with their multiplicity and the
     identity above still holds. The caller stops by leaving the loop.
     """
     steps = min(int(steps), dim)
-    q = torch.randn(1, dim, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    q = _gaussian(dim, g, dtype, device)
     q = q / q.norm()
     basis = torch.empty(min(steps, 32), dim, dtype=dtype, device=device)  # grows by doubling
     alpha: list[float] = []
@@ -88,22 +97,22 @@ def _lanczos(matmat: MatMat, dim: int, steps: int, g: torch.Generator, dtype: to
         if j == basis.shape[0]:
             basis = torch.cat([basis, torch.empty(min(steps, 2 * j) - j, dim, dtype=dtype, device=device)])
         basis[j] = q[0]
-        w = matmat(q)
-        a = float((w * q).sum())
+        hq = matmat(q)
+        a = float(torch.dot(hq[0], q[0]))
         alpha.append(a)
         scale = max(scale, abs(a) + (beta[-1] if beta else 0.0))
-        w = w - a * q
+        w = torch.sub(hq, q, alpha=a)  # a new tensor: the updates below are in place
         if j > 0:
-            w = w - beta[j - 1] * basis[j - 1]
+            w[0].sub_(basis[j - 1], alpha=beta[j - 1])
         w = _orthogonalise(w, basis[: j + 1, None])
         b = float(w.norm())
-        yield j, alpha, beta, basis[: j + 1]
+        breakdown = b <= 100 * eps * max(scale, 1e-30)
+        yield j, alpha, beta, basis[: j + 1], 0.0 if breakdown else b
         if j + 1 == steps:
             return
-        if b <= 100 * eps * max(scale, 1e-30):
+        if breakdown:
             b = 0.0
-            w = torch.randn(1, dim, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
-            w = _orthogonalise(w, basis[: j + 1, None])
+            w = _orthogonalise(_gaussian(dim, g, dtype, device), basis[: j + 1, None])
             q = w / w.norm()
         else:
             q = w / b
@@ -121,50 +130,92 @@ def lanczos_eigenvalues(matmat: MatMat, dim: int, k: int = 1, which: str = "larg
     (algebraically smallest, i.e. most negative first, ascending) or
     ``"magnitude"`` (largest ``|λ|``, descending by magnitude).
 
-    Stops when each of the ``k`` Ritz values of interest changed by at most
-    ``tol × |λ|`` since the previous step, when ``max_iter`` steps were taken, or
-    when the Krylov space is the whole space (then the values are exact). On an
-    invariant subspace (breakdown) the iteration restarts from a fresh random
-    vector orthogonal to the basis, so repeated eigenvalues are found with their
-    multiplicity. Returns a float64 tensor of ``k`` values (with
-    ``return_info=True`` also a dict with ``iterations`` and ``converged``). A product that
-    is not finite (weights of a diverged run) stops the iteration: the values are NaN.
+    Stops when each of the ``k`` Ritz values of interest both has an error bound
+    of at most ``tol × |λ|`` and changed by at most that since the previous step,
+    when ``max_iter`` steps were taken, or when the Krylov space is the whole
+    space (then the values are exact). The bound is the a-posteriori one of Kato
+    and Temple with the Bauer–Fike bound as a cap: a Ritz value ``θ`` with
+    residual ``r`` (``‖Hy − θy‖`` of its unit Ritz vector ``y``, free from ``T``)
+    lies within ``min(r, r²/δ)`` of an eigenvalue, ``δ`` the gap from ``θ`` to the
+    rest of the spectrum, estimated from the other Ritz values less their own
+    residuals. Neither test alone is safe: the change between steps is small
+    while a value creeps (it stopped the top 5 of a CNN's Hessian at 7 % error
+    with ``tol=1e-3``, before the fifth had appeared), and the bound cannot see
+    an eigenvalue that no Ritz value approximates yet (a close second one). On
+    the benchmark zoo's Hessians every stop was within its ``tol``, and the pair
+    needs at most a few products more than either rule alone. It is not a
+    guarantee (no rule that sees only the Krylov space can be): on a test matrix
+    built to fool it, with the second eigenvalue 3 % below the first, one start
+    of five stopped 1.6 % off with ``tol=1e-2``; from ``tol=1e-3`` on all were
+    within ``tol``.
+    At a breakdown (an invariant subspace) the iteration does not stop but
+    restarts from a fresh random vector orthogonal to the basis, so repeated
+    eigenvalues are found with their multiplicity. Returns a float64 tensor of
+    ``k`` values (with ``return_info=True`` also a dict with ``iterations``,
+    ``converged`` and ``error_bounds``, the relative bounds at the stop: estimates,
+    as ``δ`` is). A
+    product that is not finite (weights of a diverged run) stops the iteration:
+    the values are NaN.
     """
     if which not in ("largest", "smallest", "magnitude"):
         raise ValueError(f"which must be 'largest', 'smallest' or 'magnitude', got {which!r}")
     if not 1 <= k <= dim:
         raise ValueError(f"k must be in 1..{dim}, got {k}")
     max_iter = max(min(int(max_iter), dim), k)
+    values: np.ndarray | None = None
     prev: np.ndarray | None = None
+    bounds = np.full(k, np.inf)
     converged = False
     j = 0
-    for j, alpha, beta, _ in _lanczos(matmat, dim, max_iter, _generator(seed), dtype, device):
+    for j, alpha, beta, _, residual in _lanczos(matmat, dim, max_iter, _generator(seed), dtype, device):
         t = _tridiag(alpha, beta)
-        if not np.isfinite(t).all():  # a product was NaN or infinite (e.g. diverged weights)
-            prev = np.full(k, np.nan)
+        if not np.isfinite(t).all() or not math.isfinite(residual):  # a NaN or infinite product
+            values, bounds = np.full(k, np.nan), np.full(k, np.nan)
             break
-        sel = _select(np.linalg.eigvalsh(t), k, which)
-        if sel is not None:
-            if j + 1 == dim:
-                converged, prev = True, sel
-                break
-            if prev is not None and np.all(np.abs(sel - prev) <= tol * np.abs(sel)):
-                converged, prev = True, sel
-                break
-        prev = sel
-    if prev is None:
-        prev = _select(np.linalg.eigvalsh(_tridiag(alpha, beta)), k, which)
-    values = torch.as_tensor(prev, dtype=torch.float64)
+        ritz, vectors = np.linalg.eigh(t)
+        chosen = _select_index(ritz, k, which)
+        if chosen is None:
+            continue
+        prev, values = values, ritz[chosen].copy()
+        bounds = _relative_error_bounds(ritz, vectors, chosen, residual)
+        if j + 1 == dim:
+            converged, bounds = True, np.zeros(k)
+            break
+        if (prev is not None and residual > 0 and np.all(bounds <= tol)
+                and np.all(np.abs(values - prev) <= tol * np.abs(values))):
+            converged = True
+            break
+    if values is None:  # max_iter < k cannot happen (max_iter ≥ k); kept for clarity
+        raise RuntimeError("Lanczos took fewer steps than the eigenvalues asked for")
+    out = torch.as_tensor(values, dtype=torch.float64)
     if return_info:
-        return values, {"iterations": j + 1, "converged": converged}
-    return values
+        return out, {"iterations": j + 1, "converged": converged, "error_bounds": bounds.tolist()}
+    return out
 
 
-def _select(ritz: np.ndarray, k: int, which: str) -> np.ndarray | None:
+def _relative_error_bounds(ritz: np.ndarray, vectors: np.ndarray, chosen: np.ndarray,
+                           residual: float) -> np.ndarray:
+    """``min(r, r²/δ) / |θ|`` of the chosen Ritz values (see :func:`lanczos_eigenvalues`).
+
+    ``δ`` is the distance from ``θ`` to the nearest interval ``[θ' − r', θ' + r']``
+    of another Ritz value (each holds an eigenvalue, by Bauer–Fike): a neighbour
+    that is itself still far from converged does not pass for a wide gap."""
+    r = residual * np.abs(vectors[-1])
+    out = np.empty(len(chosen))
+    for i, c in enumerate(chosen):
+        others = np.arange(len(ritz)) != c
+        gap = np.min(np.abs(ritz[others] - ritz[c]) - r[others]) if others.any() else np.inf
+        bound = min(r[c], r[c] ** 2 / gap) if gap > 0 else r[c]
+        out[i] = bound / max(abs(ritz[c]), np.finfo(np.float64).tiny)
+    return out
+
+
+def _select_index(ritz: np.ndarray, k: int, which: str) -> np.ndarray | None:
+    """Indices into the ascending ``ritz`` of the ``k`` values asked for, in output order."""
     if len(ritz) < k:
         return None
     if which == "largest":
-        return np.sort(ritz)[::-1][:k].copy()
+        return np.arange(len(ritz))[::-1][:k].copy()
     if which == "smallest":
-        return np.sort(ritz)[:k].copy()
-    return ritz[np.argsort(-np.abs(ritz))][:k].copy()
+        return np.arange(k)
+    return np.argsort(-np.abs(ritz), kind="stable")[:k]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..evaluation import Data, eval_mode, model_device, uses_channels_last
+from ..evaluation import Data, eval_mode
 from .batches import _materialize
 
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
@@ -28,8 +28,7 @@ def recompute_bn(model: nn.Module, data: Data, batch_size: int | None = None) ->
     bns = _bn_modules(model)
     if not bns:
         return model
-    device = model_device(model)
-    batches = _materialize(data, device, uses_channels_last(model), batch_size)
+    batches = _materialize(data, model, batch_size)
     _recompute_bn(model, bns, batches)
     return model
 

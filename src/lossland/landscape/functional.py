@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..evaluation import Data, eval_mode, model_device, predictions, uses_channels_last
+from ..evaluation import Data, eval_mode, predictions
 from ..state import State, copy_as, diff, direction_as
 from .batches import _materialize
 from .batchnorm import _bn_modules, _recompute_bn
@@ -47,8 +47,7 @@ def functional_distance(model: nn.Module, start: State, end: State, alphas, data
     a = _values(alphas)
     start_s = copy_as(start, like, "start")
     ref = start if reference == "start" else end if reference == "end" else reference
-    device = model_device(model)
-    batches = _materialize(data, device, uses_channels_last(model), options.get("batch_size"))
+    batches = _materialize(data, model, options.get("batch_size"))
     # reference outputs, batch by batch
     saved = {k: v.clone() for k, v in like.items()}
     try:

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..evaluation import Data, LossFn, default_loss, model_device, uses_channels_last
+from ..evaluation import Data, LossFn, default_loss
 from ..state import State, copy_as, diff, direction_as, distance, float_param_names
 from .batches import _materialize
 from .engines import _evaluate, _loss_acc_reducer
@@ -20,8 +20,7 @@ from .points import _Points
 
 def _loss_table(model, pts: _Points, data, loss_fn, *, engine, bn, batch_size, points_per_batch,
                 fuse) -> np.ndarray:
-    device = model_device(model)
-    batches = _materialize(data, device, uses_channels_last(model), batch_size)
+    batches = _materialize(data, model, batch_size)
     n = sum(int(y.shape[0]) for _, y in batches)
     sums = _evaluate(model, pts, batches, _loss_acc_reducer(loss_fn or default_loss),
                      engine=engine, bn=bn, points_per_batch=points_per_batch, fuse=fuse)
