@@ -65,6 +65,7 @@ from _common import sync  # noqa: E402  (benchmarks/ is on sys.path)
 from torch import nn
 
 import lossland
+from lossland.evaluation import has_conv2d
 
 TOLS = (1e-3, 1e-4, 1e-5, 1e-6)  # scanned loose to tight
 TRACE_BUDGET = 2000  # our trace's most products
@@ -172,10 +173,6 @@ def rel_err(values, ref) -> float:
     return max(abs(v - float(r)) / abs(float(r)) for v, r in zip(vals, ref))
 
 
-def has_conv(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-
-
 def bench_model(name, args, ds, x, y, device, counter):
     """Every measurement of one model: prints its table, returns its summary row."""
     import pyhessian
@@ -185,7 +182,7 @@ def bench_model(name, args, ds, x, y, device, counter):
     build = lambda: zoo.build(name, ds.input_shape, ds.num_classes).to(device)  # noqa: E731
     model = build()
     params = lossland.count_parameters(model)
-    conv = has_conv(model)
+    conv = has_conv2d(model)
     crit = nn.CrossEntropyLoss()
     data = (x, y)
     print(f"\n=== {name}: {params} parameters, {'conv' if conv else 'no conv'} layers, {len(y)} images")

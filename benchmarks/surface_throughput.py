@@ -49,10 +49,9 @@ import numpy as np
 import torch
 import zoo
 from _common import sync  # noqa: E402  (benchmarks/ is on sys.path)
-from torch import nn
 
 import lossland
-from lossland.evaluation import default_loss
+from lossland.evaluation import default_loss, has_conv2d
 from lossland.runtime import configure, pick_device
 
 CHUNKS = (64, 128, 256, 512, 1024)
@@ -60,16 +59,12 @@ GOAL_LIMIT = 0.8  # ours / limit
 GOAL_LL = 1.0  # ours / loss-landscapes
 
 
-def has_conv(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-
-
 def bench_model(name, args, ds, x, y, device):
     """Time one model; print its rows; return its summary row."""
     n = int(y.shape[0])
     build = lambda: zoo.build(name, ds.input_shape, ds.num_classes).to(device)  # noqa: E731
     model = build()  # ours
-    conv = has_conv(model)
+    conv = has_conv2d(model)
     state = model.state_dict()
     dx = lossland.random_direction(model, seed=0)
     dy = lossland.random_direction(model, seed=1)

@@ -278,23 +278,28 @@ def test_exact_and_adaptive_traces_on_a_network(small_net, small_dense):
         lossland.hessian_trace(model, data, method="hutchinson", lanczos_steps=5)
 
 
-def _spiked_matrix(n: int = 200, seed: int = 0) -> tuple[torch.Tensor, float]:
-    """A symmetric matrix with a few outlying eigenvalues over a bulk, as network Hessians have."""
+def _symmetric(outliers: list[float], bulk, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``U diag(λ) Uᵀ`` with a random orthogonal ``U`` and ``λ`` = ``outliers`` followed by
+    ``bulk(m, generator)`` (drawn after ``U``, from the same generator); returns it and ``λ``."""
     g = torch.Generator().manual_seed(seed)
     u, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
-    lam = torch.cat([torch.tensor([90.0, 70.0, 50.0, 40.0, -25.0], dtype=torch.float64),
-                     torch.randn(n - 5, generator=g, dtype=torch.float64)])
-    return (u * lam) @ u.T, float(lam.sum())
+    lam = torch.cat([torch.tensor(outliers, dtype=torch.float64), bulk(n - len(outliers), g)])
+    return (u * lam) @ u.T, lam
+
+
+def _spiked_matrix(n: int = 200, seed: int = 0) -> tuple[torch.Tensor, float]:
+    """A symmetric matrix with a few outlying eigenvalues over a bulk, as network Hessians have."""
+    a, lam = _symmetric([90.0, 70.0, 50.0, 40.0, -25.0],
+                        lambda m, g: torch.randn(m, generator=g, dtype=torch.float64), n, seed)
+    return a, float(lam.sum())
 
 
 def _clustered_matrix(n: int = 300, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Outliers in close pairs over a bulk (gaps of 1–3 %, as the top of a CNN's Hessian
     has): values that creep, so a rule on the change between steps stops too early."""
-    g = torch.Generator().manual_seed(seed)
-    u, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
-    lam = torch.cat([torch.tensor([1.0, 0.97, 0.9, 0.89, 0.87, -0.6], dtype=torch.float64),
-                     0.3 * torch.rand(n - 6, generator=g, dtype=torch.float64)])
-    return (u * lam) @ u.T, lam.sort(descending=True).values
+    a, lam = _symmetric([1.0, 0.97, 0.9, 0.89, 0.87, -0.6],
+                        lambda m, g: 0.3 * torch.rand(m, generator=g, dtype=torch.float64), n, seed)
+    return a, lam.sort(descending=True).values
 
 
 @pytest.mark.parametrize("k", [1, 5])

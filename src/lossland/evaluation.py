@@ -59,9 +59,19 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _spatial_convs(model: nn.Module):
+    """The model's 2-D convolutions with a kernel wider than 1×1."""
+    return (m for m in model.modules() if isinstance(m, nn.Conv2d) and m.weight.shape[-1] > 1)
+
+
 def has_conv2d(model: nn.Module) -> bool:
     """Whether ``model`` has a 2-D convolution with a kernel wider than 1×1."""
-    return any(isinstance(m, nn.Conv2d) and m.weight.shape[-1] > 1 for m in model.modules())
+    return any(True for _ in _spatial_convs(model))
+
+
+def convs_channels_last(model: nn.Module) -> bool:
+    """Whether the user made ``model``'s convolutions channels-last."""
+    return any(m.weight.is_contiguous(memory_format=torch.channels_last) for m in _spatial_convs(model))
 
 
 def inputs_channels_last(model: nn.Module) -> bool:
@@ -74,17 +84,13 @@ def inputs_channels_last(model: nn.Module) -> bool:
     converted. Measured on ``benchmarks/surface_throughput.py``'s zoo (2 cores,
     1000 CIFAR images in chunks of 128, no-grad forward, models in PyTorch's
     default format): 2.6× on a plain conv–ReLU–pool CNN, 2.4× on NIN-¼ with
-    BatchNorm, 2.0× on VGG-11-¼, 1.2× on a ResNet-8; a Hessian-vector product
-    1.2–1.3× (``benchmarks/hessian.py``). A fixed rule rather than a timing
-    probe, so that the same call gives the same numbers in every process. Not
-    on CUDA, where cuDNN's choice is left alone (float32 channels-last is not
-    generally faster there).
+    BatchNorm, 2.0× on VGG-11-¼, 1.2× on a ResNet-8. A fixed rule rather than
+    a timing probe, so that the same call gives the same numbers in every
+    process. Not on CUDA, where cuDNN's choice is left alone (float32
+    channels-last is not generally faster there). Hessian products follow a
+    narrower rule (:func:`lossland.curvature.operator._products_channels_last`).
     """
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            if m.weight.is_contiguous(memory_format=torch.channels_last) and m.weight.shape[-1] > 1:
-                return True
-    return model_device(model).type == "cpu" and has_conv2d(model)
+    return convs_channels_last(model) or (model_device(model).type == "cpu" and has_conv2d(model))
 
 
 def prepare_inputs(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

@@ -46,22 +46,30 @@ _BN = nn.modules.batchnorm._BatchNorm
 # --------------------------------------------------------------------------- the walk and the formula
 
 
-def _chains(gm: fx.GraphModule, follows: Callable[[nn.Module, nn.Module], bool]) -> list[tuple[fx.Node, fx.Node]]:
-    """``(producer, consumer)`` module calls where the consumer's one input is the producer,
-    the producer's one user is the consumer and ``follows(producer, consumer)``."""
+def _chains(gm: fx.GraphModule, follows: Callable[[nn.Module, "nn.Module | fx.Node"], bool]
+            ) -> list[tuple[fx.Node, fx.Node]]:
+    """``(producer, consumer)`` calls where the producer is a module call whose one input
+    is a node and whose one user is the consumer, the consumer's first input is the
+    producer and ``follows(producer module, consumer)``. The consumer is a module call of
+    one argument (``follows`` gets its module) or a function or method call (``follows``
+    gets the node, as a functional ReLU is one)."""
     mods = dict(gm.named_modules())
     out = []
     for node in gm.graph.nodes:
-        if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
+        if node.op == "call_module" and len(node.args) == 1 and not node.kwargs:
+            consumer = mods[node.target]
+        elif node.op in ("call_function", "call_method") and node.args:
+            consumer = node
+        else:
             continue
         prev = node.args[0]
         if (isinstance(prev, fx.Node) and prev.op == "call_module" and len(prev.users) == 1
-                and len(prev.args) == 1 and not prev.kwargs and follows(mods[prev.target], mods[node.target])):
+                and len(prev.args) == 1 and not prev.kwargs and follows(mods[prev.target], consumer)):
             out.append((prev, node))
     return out
 
 
-def _foldable(layer: nn.Module, bn: nn.Module) -> bool:
+def _foldable(layer: nn.Module, bn: "nn.Module | fx.Node") -> bool:
     if not isinstance(bn, _BN) or not bn.track_running_stats or bn.running_mean is None:
         return False
     if type(layer) is nn.Linear:
@@ -158,11 +166,6 @@ def _cpu_fusion_available(model: nn.Module) -> bool:
             and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
 
 
-def _fusable_relu(conv: nn.Module, relu: nn.Module) -> bool:
-    return (type(relu) is nn.ReLU and type(conv) is nn.Conv2d and conv.padding_mode == "zeros"
-            and not isinstance(conv.padding, str))
-
-
 _RELU_FUNCTIONS = (F.relu, torch.relu, torch.relu_)
 
 
@@ -175,17 +178,16 @@ def _is_relu_call(node: fx.Node) -> bool:
         and not node.kwargs
 
 
+def _fusable_relu(conv: nn.Module, relu: "nn.Module | fx.Node") -> bool:
+    """A Conv2d with zero padding followed by a ReLU: an ``nn.ReLU`` module or a
+    functional ReLU, as user models write it."""
+    is_relu = type(relu) is nn.ReLU or (isinstance(relu, fx.Node) and _is_relu_call(relu))
+    return is_relu and type(conv) is nn.Conv2d and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+
+
 def _fuse_conv_relu(gm: fx.GraphModule) -> int:
-    """Turn each Conv2d whose only user is a ReLU (an ``nn.ReLU`` module or a functional
-    ReLU, as user models write it) into :class:`_Conv2dReLU` (in place)."""
-    mods = dict(gm.named_modules())
+    """Turn each Conv2d whose only user is a ReLU into :class:`_Conv2dReLU` (in place)."""
     chains = _chains(gm, _fusable_relu)
-    for node in gm.graph.nodes:
-        prev = node.args[0] if node.args else None
-        if (_is_relu_call(node) and isinstance(prev, fx.Node) and prev.op == "call_module"
-                and len(prev.users) == 1 and len(prev.args) == 1 and not prev.kwargs
-                and _fusable_relu(mods[prev.target], nn.ReLU())):
-            chains.append((prev, node))
     for conv, relu in chains:
         gm.get_submodule(conv.target).__class__ = _Conv2dReLU
         relu.replace_all_uses_with(conv)

@@ -185,9 +185,7 @@ def lanczos_eigenvalues(matmat: MatMat, dim: int, k: int = 1, which: str = "larg
                 and np.all(np.abs(values - prev) <= tol * np.abs(values))):
             converged = True
             break
-    if values is None:  # max_iter < k cannot happen (max_iter ≥ k); kept for clarity
-        raise RuntimeError("Lanczos took fewer steps than the eigenvalues asked for")
-    out = torch.as_tensor(values, dtype=torch.float64)
+    out = torch.as_tensor(values, dtype=torch.float64)  # set: max_iter ≥ k steps give k Ritz values
     if return_info:
         return out, {"iterations": j + 1, "converged": converged, "error_bounds": bounds.tolist()}
     return out

@@ -61,6 +61,7 @@ from torch.func import functional_call, grad, grad_and_value, jvp, vmap
 from ..evaluation import (
     Data,
     LossFn,
+    convs_channels_last,
     default_loss,
     eval_mode,
     inputs_channels_last,
@@ -350,11 +351,7 @@ def _products_channels_last(model: nn.Module, folded_bn: bool) -> bool:
     0.20 s, where ReLU's double backward (``threshold_backward``) on channels-last
     activations costs twice its contiguous time. A forward-only pass gains on all four
     (:func:`lossland.evaluation.inputs_channels_last`)."""
-    if not inputs_channels_last(model):
-        return False
-    cl_weights = any(isinstance(m, nn.Conv2d) and m.weight.is_contiguous(memory_format=torch.channels_last)
-                     and m.weight.shape[-1] > 1 for m in model.modules())
-    return cl_weights or folded_bn
+    return convs_channels_last(model) or (folded_bn and inputs_channels_last(model))
 
 
 def _default_probe_batch(op: HessianOperator) -> int:

@@ -188,10 +188,9 @@ def deflated_hutchinson(matmat: MatMat, dim: int, n_probes: int = 100, *, lanczo
         return ((pilot_z * pilot_hz).sum(1).double().cpu() - 2 * (a * b).sum(1) + ((a @ t) * a).sum(1))
 
     while True:
-        if k > len(alpha):
-            for _, alpha, beta, basis, _ in lanczos:
-                if len(alpha) >= k:
-                    break
+        for _, alpha, beta, basis, _ in lanczos:
+            if len(alpha) >= k:
+                break
         if len(alpha) >= dim:  # the Krylov space is the whole space: tr(T) is the trace
             return TraceEstimate(float(sum(alpha)), 0.0, 0, "deflated", len(alpha) + pilot_z.shape[0])
         samples = pilot_forms() if pilot_z.shape[0] else torch.empty(0, dtype=torch.float64)
