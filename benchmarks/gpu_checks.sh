@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# GPU checks for a machine with CUDA: the CUDA tests, the benchmarks on the GPU and a
-# smoke run of the workflow with device=cuda (optimizer study + Hessian stage).
-#   bash benchmarks/gpu_checks.sh [OUTDIR]        STAGES="tests bench smoke" by default
-# stages: tests, surface, hessian (bench = both), train, smoke, landscape
+# GPU checks for a machine with CUDA: the CUDA tests, the benchmarks on the GPU and the
+# GPU smoke preset (config/gpu-smoke.yaml: every family, full-width NIN and VGG).
+#   bash benchmarks/gpu_checks.sh [OUTDIR]        STAGES="tests preset" by default
+# stages: tests, preset, train (epoch times of full-width NIN and VGG, ratio to the
+# forward+backward limit), surface, hessian (bench = both), smoke (default config's
+# optimizer study + Hessian stage), landscape. Each stage has its own timeout; run the
+# long ones in separate calls where a call's time is limited (preset: up to 10 min).
 set -uo pipefail
 out=${1:-benchmarks/out}
-stages=${STAGES:-tests bench smoke}
+stages=${STAGES:-tests preset}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
@@ -45,7 +48,28 @@ PY
 fi
 if [[ $stages == *train* ]]; then
   python3 benchmarks/train_throughput.py --device cuda --threads 4 --images 8192 --workers 0,4,8 \
-      --models "${GPU_BENCH_MODELS:-nin:1.0,nin:0.25,vgg:0.5}" 2>&1 | tee "$out/train_throughput_cuda.txt"
+      --models "${GPU_BENCH_MODELS:-nin:1.0,vgg:1.0}" --repeats 2 2>&1 | tee "$out/train_throughput_cuda.txt"
+fi
+if [[ $stages == *preset* ]]; then
+  # the GPU smoke preset, four jobs sharing the GPU; then each family's job-seconds
+  rm -rf .gpu-preset && mkdir -p .gpu-preset
+  start=$(date +%s)
+  timeout 600 python3 -m snakemake --snakefile "$PWD/Snakefile" --directory .gpu-preset \
+      --configfile config/gpu-smoke.yaml --cores 16 --resources gpu=4 2>&1 | tail -5 | tee "$out/preset.txt"
+  wall=$(( $(date +%s) - start ))
+  echo "gpu-smoke preset: $wall s" | tee -a "$out/preset.txt"
+  python3 benchmarks/family_times.py --configfile config/gpu-smoke.yaml --directory .gpu-preset --wall "$wall" \
+      2>&1 | tee -a "$out/preset.txt"
+  python3 - <<'PY' | tee -a "$out/preset.txt"
+import glob, json, pandas as pd
+from lossland.io import read_provenance
+m = pd.read_parquet(".gpu-preset/results/tables/optimizer_study_metrics.parquet")
+last = m.sort_values("epoch").groupby("run").tail(1).assign(s_per_epoch=lambda t: t.wall_time / t.epoch)
+print(last[["run", "epoch", "train_acc", "test_acc", "wall_time", "s_per_epoch"]].to_string(index=False))
+files = glob.glob(".gpu-preset/results/**/*.parquet", recursive=True)
+print(len(files), "tables; devices:", sorted({str(read_provenance(f).get("device")) for f in files}))
+PY
+  cp .gpu-preset/results/figures/*.png "$out/" 2>/dev/null
 fi
 if [[ $stages == *smoke* ]]; then
   rm -rf .gpu-smoke && mkdir -p .gpu-smoke

@@ -132,6 +132,8 @@ def main():
     p.add_argument("--workers", default="0,2", type=lambda v: [int(w) for w in v.split(",")],
                    help="DataLoader worker counts to try (the best is compared)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the median is reported")
+    p.add_argument("--epoch-images", type=int, default=45_000,
+                   help="images of one epoch for the epoch time in the summary (CIFAR-10 less a 5000 validation split)")
     args = p.parse_args()
 
     device = pick_device(args.device)
@@ -152,9 +154,10 @@ def main():
               f"{args.images} images, batch {args.batch_size}, {args.epochs} timed epochs (+1 warm-up), "
               f"median of {args.repeats}", flush=True)
         summary.append((name, measure(args, ds, images, labels, device)))
-    print("\nsummary: ours / plain DataLoader loop, ours / same-format DataLoader loop, ours / limit")
-    for name, (a, b, c) in summary:
-        print(f"  {name:<12} {a:6.2f}x  {b:6.2f}x  {c:6.3f}")
+    print("\nsummary: ours / plain DataLoader loop, ours / same-format DataLoader loop, ours / limit, "
+          f"seconds of our training loop per epoch of {args.epoch_images} images (evaluation not included)")
+    for name, (a, b, c, ours) in summary:
+        print(f"  {name:<12} {a:6.2f}x  {b:6.2f}x  {c:6.3f}  {args.epoch_images / ours:8.2f} s")
 
 
 def measure(args, ds, images, labels, device):
@@ -185,7 +188,7 @@ def measure(args, ds, images, labels, device):
     print(f"  ratio ours / plain DataLoader loop (best workers):        {ours / plain:6.2f}x")
     print(f"  ratio ours / DataLoader loop in the same memory format:   {ours / same_format:6.2f}x")
     print(f"  ratio ours / limit (best fwd+bwd+step on ready batches):  {ours / limit:6.3f}", flush=True)
-    return ours / plain, ours / same_format, ours / limit
+    return ours / plain, ours / same_format, ours / limit, ours
 
 
 def _same_selection(raw, n):

@@ -49,6 +49,39 @@ def test_same_config_same_table_on_cuda(embedded_raw, tmp_path):
     assert a["train_loss"].iloc[-1] < a["train_loss"].iloc[0]
 
 
+def _host_syncs_in_one_epoch(n: int, algorithm: str) -> int:
+    """Synchronising CUDA calls (torch's sync debug mode) while training one epoch on ``n`` images."""
+    import warnings
+
+    from lossland.optim import make_optimizer
+    from lossland.training import TrainSettings, train
+
+    torch.manual_seed(0)
+    x, y = torch.randn(n, 3, 32, 32, device="cuda"), torch.randint(0, 10, (n,), device="cuda")
+    split = data.Split(x, y)
+    model = create_model({"arch": "nin", "width": 0.25, "dropout": 0.2}, (3, 32, 32), 10, seed=0).cuda()
+    optimizer = make_optimizer(model.parameters(), {"algorithm": algorithm, "lr": 0.01})
+    settings = TrainSettings(epochs=1, batch_size=64, augment=True, eval_batch_size=4096)
+    torch.cuda.synchronize()
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train(model, optimizer, {"train": split}, settings, progress=False)
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("algorithm", ["sgd", "adam"])
+def test_training_steps_make_no_host_round_trips(algorithm):
+    """The hot loop keeps everything on the device: 16 steps sync as often as 4 do (the
+    per-epoch evaluation and bookkeeping sync a fixed number of times)."""
+    few, many = _host_syncs_in_one_epoch(256, algorithm), _host_syncs_in_one_epoch(1024, algorithm)
+    assert many == few, f"{many - few} more synchronisations for 12 more steps"
+
+
 def test_hessian_on_cuda_equals_cpu():
     import lossland
 

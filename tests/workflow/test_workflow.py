@@ -52,6 +52,21 @@ def test_workflow_writes_every_output(finished):
     assert (results / "init" / "tiny" / "mlp_init0.safetensors").exists()
 
 
+def test_every_rule_writes_a_benchmark_credited_to_a_family(finished):
+    """The benchmark files behind benchmarks/family_times.py: one per job of every rule, each
+    credited to a family (none unknown), every run's training to the family that asks for it."""
+    from lossland.pipeline import config as C
+    from lossland.pipeline import families as F
+    from lossland.pipeline import timing
+
+    folder = finished / "results" / "benchmarks"
+    rules = {p.name for p in folder.iterdir() if p.is_dir()}
+    assert {*timing.rule_families(), "prepare_dataset", "init_weights", "train_run", "plot"} <= rules
+    assert {p.stem for p in (folder / "train_run").glob("*.tsv")} == RUNS
+    frame = timing.family_times(finished / "results", C.check_config(TINY)).set_index("family")
+    assert set(frame.index) == {"data", *(f.NAME for f in F.FAMILIES)}
+    assert (frame["seconds"] > 0).all() and frame.loc["im2016", "jobs"] >= len(RUNS) - 1
+
 def test_learning_rate_is_selected_on_the_validation_split(finished):
     results = finished / "results"
     sel = pd.read_parquet(results / "tables" / "lr_selection.parquet")

@@ -9,6 +9,8 @@ rule prepare_dataset:
         meta=paths.prepared_meta("{dataset}"),
     log:
         paths.log("prepare_dataset", "{dataset}"),
+    benchmark:
+        paths.benchmark("prepare_dataset", "{dataset}")
     conda:
         "../envs/lossland.yaml"
     threads: THREADS

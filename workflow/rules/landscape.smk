@@ -23,6 +23,8 @@ rule landscape_line:
         lland.surface_path("{kind}", "{name}"),
     log:
         paths.log("landscape", "{kind}/{name}"),
+    benchmark:
+        paths.benchmark("landscape_line", "{kind}/{name}")
     wildcard_constraints:
         kind="|".join(lland.LINE_KINDS),
         name=LANDSCAPE_NAME,
@@ -47,6 +49,8 @@ rule landscape_pca_directions:
         **lland.pca_files("{name}"),
     log:
         paths.log("landscape", "pca_directions/{name}"),
+    benchmark:
+        paths.benchmark("landscape_pca_directions", "{name}")
     conda:
         "../envs/lossland.yaml"
     resources:
@@ -66,6 +70,8 @@ rule landscape_shard:
         lland.shard_path("{kind}", "{name}", "{shard}", "{shards}"),
     log:
         paths.log("landscape", "shards/{kind}/{name}/shard{shard}-of{shards}"),
+    benchmark:
+        paths.benchmark("landscape_shard", "{kind}/{name}/shard{shard}-of{shards}")
     wildcard_constraints:
         kind="|".join(lland.PLANE_KINDS),
         name=LANDSCAPE_NAME,
@@ -97,7 +103,7 @@ rule gather_landscape_surface:
     log:
         paths.log("landscape", "gather/{kind}/{name}"),
     benchmark:
-        paths.benchmark("landscape", "gather/{kind}/{name}")
+        paths.benchmark("gather_landscape_surface", "{kind}/{name}")
     wildcard_constraints:
         kind="|".join(lland.PLANE_KINDS),
         name=LANDSCAPE_NAME,
@@ -117,7 +123,7 @@ rule gather_landscape_table:
     log:
         paths.log("landscape", "gather_{kind}"),
     benchmark:
-        paths.benchmark("landscape", "gather_{kind}")
+        paths.benchmark("gather_landscape_table", "{kind}")
     wildcard_constraints:
         kind="|".join([*lland.KINDS, "pca_trajectory"]),
     run:

@@ -9,6 +9,8 @@ rule init_weights:
         paths.init_weights("{dataset}", "{model}", "{seed}"),
     log:
         paths.log("init_weights", "{dataset}/{model}_init{seed}"),
+    benchmark:
+        paths.benchmark("init_weights", "{dataset}/{model}_init{seed}")
     conda:
         "../envs/lossland.yaml"
     resources:

@@ -71,9 +71,12 @@ def switch_start_from(prefix_metrics: str | os.PathLike, prefix_checkpoints: str
 
 
 def resolve_eval_batch_size(value: Any, device: torch.device) -> int:
-    """``auto``: 100 on the CPU (cache-sized chunks measured fastest), 1000 on CUDA."""
+    """``auto``: 100 on the CPU (cache-sized chunks measured fastest); on a GPU 4096, the
+    chunk of the landscape engine's no-grad forwards (:func:`lossland.landscape.batches.
+    default_chunk_size`: on an H200 larger chunks only helped), so that the per-epoch
+    evaluation of a 45 000-image training split is 11 forwards, not 45."""
     if value in (None, "auto"):
-        return 1000 if device.type == "cuda" else 100
+        return 4096 if device.type == "cuda" else 100
     return int(value)
 
 
