@@ -25,6 +25,7 @@ for _family in FAMILIES:
 
 
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -44,7 +44,7 @@ def test_a_changed_script_reruns_its_rule_and_downstream_only(tiny_workflow, wor
     jobs = planned(tiny_workflow, snakefile=workflow_copy / "Snakefile")
     # hessian: init weights of mlp seed 0 at epoch 0, then sgd's and adam's runs at epoch 2
     assert jobs == {"hessian_init": 1, "hessian_checkpoint": 2, "gather_hessian": 1, "plot_hessian_density": 1,
-                    "plot_hessian_sharpness": 1, "plot_hessian_negative_fraction": 1, "all": 1}
+                    "plot_hessian_sharpness": 1, "plot_hessian_negative_fraction": 1, "findings": 1, "all": 1}
 
 
 def test_a_changed_input_reruns_the_jobs_that_read_it(tiny_workflow):
@@ -66,7 +66,8 @@ def test_a_changed_input_reruns_the_jobs_that_read_it(tiny_workflow):
     finally:
         final.write_bytes(original)
         os.utime(final, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert jobs == {"reparam_sweep": 1, "reparam_input": 1, "gather_reparam": 1, **REPARAM_FIGURES, "all": 1}
+    assert jobs == {"reparam_sweep": 1, "reparam_input": 1, "gather_reparam": 1, **REPARAM_FIGURES, "findings": 1,
+                    "all": 1}
     assert planned(tiny_workflow) == {}
 
 
@@ -80,9 +81,9 @@ def test_keys_that_define_no_output_rerun_nothing(tiny_workflow):
 def test_another_familys_setting_reruns_only_that_family(tiny_workflow):
     cfg = edited(lambda c: c["reparam"]["settings"].update(max_iter=9))
     jobs = planned(tiny_workflow, cfg)
-    assert set(jobs) == {"reparam_sweep", "gather_reparam", *REPARAM_FIGURES, "all"}, jobs
+    assert set(jobs) == {"reparam_sweep", "gather_reparam", *REPARAM_FIGURES, "findings", "all"}, jobs
     cfg = edited(lambda c: c["landscape"]["random_plane"].update(seeds=[1, 2]))
     jobs = planned(tiny_workflow, cfg)
     # the plane's shards (2 seeds x 2 runs), its surface and table gathers, its figure
     assert jobs == {"landscape_shard": 4, "gather_landscape_surface": 2, "gather_landscape_table": 1,
-                    "plot_random_plane": 1, "all": 1}
+                    "plot_random_plane": 1, "findings": 1, "all": 1}

@@ -32,7 +32,8 @@ pytestmark = pytest.mark.slurm
 SLURM_ARGS = ("--profile", str(ROOT / "profiles" / "slurm"), "--slurm-status-command", "squeue",
               "--slurm-init-seconds-before-status-checks", "2", "--resources", "mem_mb=16000")
 LOCAL_RULES = {"select_lr", "gather_lr_selection", "gather_study_metrics", "gather_chosen_metrics",
-               "gather_landscape_surface", "gather_landscape_table", "gather_hessian", "gather_reparam", "all"}
+               "gather_landscape_surface", "gather_landscape_table", "gather_hessian", "gather_reparam", "findings",
+               "all"}
 PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
 BATCH_SIZES = {group: int(n) for group, n in (entry.split("=") for entry in PROFILE["group-components"])}
 CANCELLED_RUN = "mlp_adam-lr0.02_init0"  # a training run that nothing waits on first

@@ -61,11 +61,40 @@ def test_every_rule_writes_a_benchmark_credited_to_a_family(finished):
 
     folder = finished / "results" / "benchmarks"
     rules = {p.name for p in folder.iterdir() if p.is_dir()}
-    assert {*timing.rule_families(), "prepare_dataset", "init_weights", "train_run", "plot"} <= rules
+    assert {*timing.rule_families(), "prepare_dataset", "init_weights", "train_run", "plot", "findings"} <= rules
     assert {p.stem for p in (folder / "train_run").glob("*.tsv")} == RUNS
     frame = timing.family_times(finished / "results", C.check_config(TINY)).set_index("family")
-    assert set(frame.index) == {"data", *(f.NAME for f in F.FAMILIES)}
+    assert set(frame.index) == {"data", *(f.NAME for f in F.FAMILIES), "report"}
     assert (frame["seconds"] > 0).all() and frame.loc["im2016", "jobs"] >= len(RUNS) - 1
+
+def test_findings_table_has_every_claim_with_a_verdict(finished):
+    from lossland.pipeline import findings as FD
+
+    frame = pd.read_parquet(finished / "results" / "tables" / "findings.parquet")
+    assert list(frame["finding"]) == [f.name for _, f in FD.registered()]
+    assert set(frame["verdict"]) <= set(FD.VERDICTS)
+    measured = frame[frame["verdict"] != FD.NOT_RUN]
+    assert len(measured) >= 5 and measured["measured"].notna().all()
+    overview = (finished / "results" / "report" / "overview.rst").read_text()
+    assert "zhang2018" in overview and "not implemented yet" in overview and "``landscape``" in overview
+
+
+def test_report_holds_every_figure_with_its_numbers_and_the_findings(finished):
+    """`snakemake --report` after the run: one self-contained HTML file with every registered
+    figure, its caption as rendered with the numbers, the findings page and the overview."""
+    from lossland.pipeline import families as F
+
+    report = finished / "report.html"
+    res = snakemake(finished, "--report", str(report))
+    assert res.returncode == 0, res.stdout + res.stderr
+    text = report.read_text()
+    for name in F.figures():
+        assert f"{name}.png" in text, name
+        caption = (finished / "results" / "captions" / f"{name}.rst").read_text()
+        assert "Scale:" in caption and "{{" not in caption, name
+    assert text.count("Scale:") >= len(F.figures())     # every caption, rendered, is in the report
+    assert "findings.html" in text and "What this run covered" in text
+    report.unlink()
 
 def test_learning_rate_is_selected_on_the_validation_split(finished):
     results = finished / "results"
@@ -112,7 +141,7 @@ def test_changing_hessian_settings_reruns_only_the_hessian_jobs(finished):
     out = dry_run(finished, edited(lambda c: c["hessian"]["settings"].update(trace_probes=6)))
     assert planned_jobs(out) == {"hessian_init": 1, "hessian_checkpoint": 2, "gather_hessian": 1,
                                  "plot_hessian_density": 1, "plot_hessian_sharpness": 1,
-                                 "plot_hessian_negative_fraction": 1, "all": 1}
+                                 "plot_hessian_negative_fraction": 1, "findings": 1, "all": 1}
 
 
 def test_nothing_changed_nothing_runs(finished):
@@ -184,7 +213,7 @@ def test_changing_one_learning_rate_reruns_only_its_run_and_downstream(finished)
     assert planned_jobs(out) == {"train_run": 1, "gather_study_metrics": 1, "plot_optimizer_study_learning_curves": 1,
                                  "gather_chosen_metrics": 1, "plot_fig4_optimizer_accuracy": 1,
                                  "landscape_shard": 2, "gather_landscape_surface": 1, "gather_landscape_table": 1,
-                                 "plot_fig3_bilinear": 1, "all": 1}
+                                 "plot_fig3_bilinear": 1, "findings": 1, "all": 1}
 
 
 def test_changing_the_second_optimizer_never_retrains_the_prefix(finished):
@@ -195,7 +224,7 @@ def test_changing_the_second_optimizer_never_retrains_the_prefix(finished):
     assert "mlp_sgd-lr0.1_init0" not in out.split("Job stats:")[0]
     assert planned_jobs(out) == {"train_run": 1, "gather_study_metrics": 1, "plot_switch_study_learning_curves": 1,
                                  "plot_fig7_switching": 1, "landscape_line": 1, "gather_landscape_table": 1,
-                                 "plot_fig7_switching_interpolation": 1, "all": 1}
+                                 "plot_fig7_switching_interpolation": 1, "findings": 1, "all": 1}
 
 
 def test_changing_a_grid_trains_only_the_new_rate_and_reselects(finished):
@@ -262,7 +291,7 @@ def test_changing_a_landscape_grid_reruns_only_that_kind(finished):
     out = dry_run(finished, edited(lambda c: c["landscape"]["random_plane"]["x"].update(num=4)))
     assert planned_runs(out) == set()
     assert planned_jobs(out) == {"landscape_shard": 4, "gather_landscape_surface": 2, "gather_landscape_table": 1,
-                                 "plot_random_plane": 1, "all": 1}
+                                 "plot_random_plane": 1, "findings": 1, "all": 1}
     out = dry_run(finished, edited(lambda c: c["landscape"].update(bn="recompute")))
     jobs = planned_jobs(out)
     assert "train_run" not in jobs and "landscape_pca_directions" not in jobs
@@ -289,10 +318,10 @@ def test_reparam_tables_keep_the_function_and_move_the_sharpness(finished):
 def test_changing_reparam_settings_reruns_only_the_sweeps(finished):
     out = dry_run(finished, edited(lambda c: c["reparam"]["settings"].update(trace_probes=6)))
     assert planned_jobs(out) == {"reparam_sweep": 3, "gather_reparam": 1, "plot_dinh_alpha_scale": 1,
-                                 "plot_dinh_reparametrizations": 1, "all": 1}
+                                 "plot_dinh_reparametrizations": 1, "findings": 1, "all": 1}
     out = dry_run(finished, edited(lambda c: c["reparam"].update(input=["whiten"])))
     assert planned_jobs(out) == {"reparam_input": 2, "gather_reparam": 1, "plot_dinh_alpha_scale": 1,
-                                 "plot_dinh_reparametrizations": 1, "all": 1}
+                                 "plot_dinh_reparametrizations": 1, "findings": 1, "all": 1}
 
 
 def test_bad_config_stops_before_any_job(tmp_path):

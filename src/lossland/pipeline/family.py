@@ -26,7 +26,9 @@ class Figure:
     ``kwargs(config)`` adds keyword arguments the figure needs from the config (every
     figure also gets ``optimizers``: the config's optimizer names in order, which fixes
     each optimizer's colour in every figure). ``category``/``subcategory`` group it in
-    the report (default: the family's ``CATEGORY``).
+    the report (default: the family's ``CATEGORY``). ``section`` is the config section
+    whose scale the caption states (default: the family's first section); the caption
+    template's numbers come from ``lossland.plots.caption_numbers(function)``.
     """
 
     function: str
@@ -35,6 +37,7 @@ class Figure:
     kwargs: Callable[[Config], dict[str, Any]] | None = None
     category: str | None = None
     subcategory: str | None = None
+    section: str | None = None
 
 
 class Family(Protocol):
@@ -50,6 +53,8 @@ class Family(Protocol):
     CATEGORY: str
     #: every figure the family can draw: ``{figure name: Figure}``
     FIGURES: Mapping[str, Figure]
+    #: the papers' claims the family tests (:class:`lossland.pipeline.findings.Finding`; may be empty)
+    FINDINGS: Sequence[Any]
     #: wildcard constraints the family's rules share with the others (``{wildcard: regex}``)
     WILDCARDS: Mapping[str, str]
 

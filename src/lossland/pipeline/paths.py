@@ -84,6 +84,16 @@ def figure(name: str, ext: str = "png") -> str:
     return f"{RESULTS}/figures/{name}.{ext}"
 
 
+def caption(name: str) -> str:
+    """A figure's caption with its numbers (reStructuredText, included by the report)."""
+    return f"{RESULTS}/captions/{name}.rst"
+
+
+def report_page(name: str, ext: str = "rst") -> str:
+    """A generated page of the report: ``overview`` (.rst, included by the front page), ``findings`` (.html)."""
+    return f"{RESULTS}/report/{name}.{ext}"
+
+
 def log(rule: str, name: str) -> str:
     return f"{RESULTS}/logs/{rule}/{name}.log"
 

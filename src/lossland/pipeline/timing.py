@@ -6,7 +6,7 @@ credited to the family whose rules file (``workflow/rules/<family>.smk``) define
 rule; a training run (``train_run``) to the first family in registry order whose
 sections ask for it (a run the landscape or Hessian stages analyse is im2016's); a
 figure to the family that registers it; data preparation and initial weights to
-``data``. Used by ``benchmarks/family_times.py`` (and ``benchmarks/gpu_checks.sh``).
+``data``; the findings to ``report``. Used by ``benchmarks/family_times.py`` (and ``benchmarks/gpu_checks.sh``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from . import families as F
 
 SHARED = "data"
+REPORT = "report"
 _RULE = re.compile(r"^(?:rule|checkpoint)\s+(\w+)\s*:", re.MULTILINE)
 
 
@@ -64,12 +65,15 @@ def family_of(rule: str, name: str, *, rules: Mapping[str, str], owners: Mapping
         return found[0].NAME if found else "unknown"
     if rule in ("prepare_dataset", "init_weights"):
         return SHARED
+    if rule == "findings":
+        return REPORT
     return rules.get(rule, "unknown")
 
 
 def family_times(results: str | Path, config: Mapping[str, Any], rules_dir: str | Path | None = None):
     """One row per family (``family, jobs, seconds, share``) over ``results/benchmarks``, in
-    registry order with ``data`` first; ``unknown`` collects files no rule explains."""
+    registry order with ``data`` first and ``report`` last; ``unknown`` collects files no rule
+    explains."""
     import pandas as pd
 
     rules, owners = rule_families(rules_dir), run_owners(config)
@@ -82,7 +86,7 @@ def family_times(results: str | Path, config: Mapping[str, Any], rules_dir: str 
         entry = totals.setdefault(family, [0, 0.0])
         entry[0] += 1
         entry[1] += read_seconds(path)
-    order = [SHARED, *(f.NAME for f in F.FAMILIES), "unknown"]
+    order = [SHARED, *(f.NAME for f in F.FAMILIES), REPORT, "unknown"]
     frame = pd.DataFrame([{"family": f, "jobs": int(totals[f][0]), "seconds": totals[f][1]}
                           for f in order if f in totals], columns=["family", "jobs", "seconds"])
     total = frame["seconds"].sum()

@@ -11,7 +11,12 @@ Every figure function takes long-form DataFrames as the workflow writes them (an
 ``optimizers=``: the config's optimizer names in order) and returns a
 :class:`matplotlib.figure.Figure`; a family module lists its figure functions in
 ``FIGURE_FUNCTIONS``. The workflow finds one by name with :func:`figure_function` and writes
-it with :func:`save_figure`. Importing this package imports no family module.
+it with :func:`save_figure`. Every figure function has a *caption-numbers* function in its
+module's ``CAPTION_NUMBERS`` (``{figure function: numbers function}``; found by
+:func:`caption_numbers`): called like the figure function, it returns the numbers the figure
+shows as ``{name: formatted text}``, which the figure's caption template
+(``workflow/report/<family>/<figure>.rst``) prints. Importing this package imports no family
+module.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Callable
 
 from .style import save_figure
 
-__all__ = ["family_modules", "figure_function", "save_figure"]
+__all__ = ["caption_numbers", "family_modules", "figure_function", "save_figure"]
 
 
 def family_modules() -> tuple[str, ...]:
@@ -44,3 +49,17 @@ def figure_function(name: str) -> Callable:
         raise ValueError(f"figure {name!r}: {module} has no figure {function!r}; allowed: "
                          + ", ".join(f"{module}.{f}" for f in family.FIGURE_FUNCTIONS))
     return getattr(family, function)
+
+
+def caption_numbers(name: str) -> Callable:
+    """The caption-numbers function of figure function ``"<module>.<function>"`` (see the module
+    docstring); a ValueError names the figure functions of that module that lack one."""
+    figure_function(name)
+    module, _, function = str(name).partition(".")
+    family = importlib.import_module(f"{__name__}.{module}")
+    numbers = getattr(family, "CAPTION_NUMBERS", {})
+    if function not in numbers:
+        missing = [f for f in family.FIGURE_FUNCTIONS if f not in numbers]
+        raise ValueError(f"figure {name!r} has no caption numbers: {module}.CAPTION_NUMBERS lacks "
+                         f"{', '.join(missing)}")
+    return numbers[function]

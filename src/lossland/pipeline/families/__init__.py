@@ -79,6 +79,18 @@ def figure_kwargs(config: Config, name: str) -> dict[str, Any]:
     return kwargs
 
 
+def figure_section(name: str) -> str:
+    """The config section whose scale figure ``name``'s caption states."""
+    family, fig = figures()[name]
+    return fig.section or family.SECTIONS[0]
+
+
+def caption_template(name: str) -> str:
+    """The path of figure ``name``'s caption template, relative to ``workflow/report/``."""
+    family, fig = figures()[name]
+    return f"{family.NAME}/{fig.caption or name + '.rst'}"
+
+
 def tables(config: Config) -> list[str]:
     return [t for family in FAMILIES for t in family.tables(config)]
 
@@ -90,11 +102,13 @@ def drawn_figures(config: Config, produced: list[str] | None = None) -> list[str
 
 
 def targets(config: Config) -> list[str]:
-    """``rule all``'s inputs: every run's metrics, every produced table and every drawn figure."""
+    """``rule all``'s inputs: every run's metrics, every produced table, every drawn figure and
+    the findings (their table, the report's findings page and overview)."""
     produced = tables(config)
     return ([paths.run_metrics(r) for r in run_table(config)]
             + [paths.table(t) for t in produced]
-            + [paths.figure(f) for f in drawn_figures(config, produced)])
+            + [paths.figure(f) for f in drawn_figures(config, produced)]
+            + [paths.table("findings"), paths.report_page("findings", "html"), paths.report_page("overview")])
 
 
 def wildcard_constraints() -> dict[str, str]:

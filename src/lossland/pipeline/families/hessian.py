@@ -141,3 +141,70 @@ def gather_tables(inputs: Mapping[str, Sequence[str]], outputs: Mapping[str, str
 def job_settings(config: Config) -> dict[str, Any]:
     """What one point's job depends on besides its weights: ``settings``, ``split``, ``samples``."""
     return {k: config["hessian"][k] for k in ("settings", "split", "samples")}
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def _last_epochs(summary):
+    return summary[summary["epoch"] == summary.groupby("run")["epoch"].transform("max")]
+
+
+def _bulk_near_zero(tables: Mapping[str, Any], config: Config):
+    """Share of the SLQ density within ±5 % of the top eigenvalue around zero, at each run's
+    last analysed epoch."""
+    import numpy as np
+
+    from .. import findings as FD
+
+    summary, density = tables["hessian_summary"], tables["hessian_density"]
+    shares = []
+    for row in _last_epochs(summary).itertuples():
+        curve = density[(density["run"] == row.run) & (density["epoch"] == row.epoch)].sort_values("eigenvalue")
+        lam, rho = curve["eigenvalue"].to_numpy(float), curve["density"].to_numpy(float)
+        integrate = getattr(np, "trapezoid", None) or np.trapz   # numpy < 2 has only trapz
+        total = integrate(rho, lam)
+        near = np.abs(lam) <= 0.05 * abs(row.top_eigenvalue)
+        shares.append(float(integrate(np.where(near, rho, 0.0), lam) / total) if total > 0 else np.nan)
+    if not shares:
+        return FD.not_run("no analysed epoch")
+    mean, low, high = FD.bootstrap_mean(shares)
+    return FD.Measured(mean, FD.verdict(min(shares) >= 0.9),
+                       f"{len(shares)} runs: " + ", ".join(f"{s:.3f}" for s in shares), low, high)
+
+
+def _negative_fraction_falls(tables: Mapping[str, Any], config: Config):
+    from .. import findings as FD
+
+    summary = tables["hessian_summary"].sort_values("epoch")
+    changes = {}
+    for run, rows in summary.groupby("run"):
+        if rows["epoch"].nunique() >= 2:
+            changes[run] = float(rows["negative_fraction"].iloc[-1] - rows["negative_fraction"].iloc[0])
+    if not changes:
+        return FD.not_run("needs two or more analysed epochs of a run")
+    mean, low, high = FD.bootstrap_mean(list(changes.values()))
+    return FD.Measured(mean, FD.verdict(all(c < 0 for c in changes.values())),
+                       ", ".join(f"{r} {c:+.2g}" for r, c in changes.items()), low, high)
+
+
+def _findings():
+    from ..findings import Finding
+
+    return (
+        Finding("bulk_near_zero", "The Hessian spectrum is a bulk near zero plus a few outliers",
+                "review §Hessian (Sagun et al.)",
+                "share of the eigenvalue density within ±5 % of the top eigenvalue around zero, at the last "
+                "analysed epoch (mean over runs)",
+                "reproduced if at least 0.9 for every run", ("hessian_summary", "hessian_density"),
+                _bulk_near_zero, "hessian"),
+        Finding("negative_fraction_falls", "The fraction of negative eigenvalues falls during training",
+                "review §Hessian (Sagun et al., Dauphin et al.)",
+                "change of the negative-eigenvalue fraction from the first to the last analysed epoch "
+                "(mean over runs)",
+                "reproduced if it falls for every run", ("hessian_summary",), _negative_fraction_falls,
+                "hessian"),
+    )
+
+
+FINDINGS = _findings()

@@ -30,15 +30,16 @@ WILDCARDS = {"study": "|".join(SECTIONS)}
 
 def _learning_curves(study: str) -> Figure:
     return Figure("im2016.learning_curves", (f"{study}_metrics",), caption="learning_curves.rst",
-                  category="Training", subcategory=study)
+                  kwargs=lambda config: {"study": study}, category="Training", subcategory=study, section=study)
 
 
 FIGURES = {
     "fig4_optimizer_accuracy": Figure("im2016.optimizer_accuracy", ("optimizer_study_chosen_metrics",)),
     "fig7_switching": Figure("im2016.switching", ("switch_study_metrics",),
-                             kwargs=lambda config: {"switches": config[SWITCH_STUDY]["switches"]}),
-    "fig9_rk2_training": Figure("im2016.rk2_training", ("rk2_study_chosen_metrics",)),
-    "fig11_exotic_inits": Figure("im2016.exotic_inits", ("init_study_chosen_metrics",)),
+                             kwargs=lambda config: {"switches": config[SWITCH_STUDY]["switches"]},
+                             section=SWITCH_STUDY),
+    "fig9_rk2_training": Figure("im2016.rk2_training", ("rk2_study_chosen_metrics",), section="rk2_study"),
+    "fig11_exotic_inits": Figure("im2016.exotic_inits", ("init_study_chosen_metrics",), section="init_study"),
     **{f"{study}_learning_curves": _learning_curves(study) for study in SECTIONS},
 }
 
@@ -216,3 +217,70 @@ def selection_table(metrics, metric: str, study: str):
 def selection_path(study: str, model: str, optimizer: str) -> str:
     """Where rule ``select_lr`` writes one grid's selection."""
     return f"{paths.RESULTS}/selection/{study}/{model}_{optimizer}.parquet"
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def _distinct_minima(tables: Mapping[str, Any], config: Config):
+    """Between-optimizer spread of the distance travelled from the init over its spread
+    between inits of one optimizer (one model)."""
+    import numpy as np
+
+    from .. import findings as FD
+
+    last = FD.last_epoch_rows(tables["optimizer_study_chosen_metrics"])
+    last = last[~last["diverged"].astype(bool)]
+    ratios = []
+    for _, model in last.groupby("model"):
+        by_opt = model.groupby("optimizer")["dist_from_init"]
+        if by_opt.ngroups < 2 or by_opt.size().min() < 2:
+            continue
+        within = float(np.sqrt(by_opt.var(ddof=1).mean()))
+        between = float(by_opt.mean().std(ddof=1))
+        ratios.append(between / within if within > 0 else np.inf)
+    if not ratios:
+        return FD.not_run("needs two or more optimizers with two or more init seeds each")
+    value = float(min(ratios))
+    return FD.Measured(value, FD.verdict(value > 2.0),
+                       f"per model: {', '.join(f'{r:.2f}' for r in ratios)}")
+
+
+def _bn_init_dependence(tables: Mapping[str, Any], config: Config):
+    """Spread of the final training loss across initialisations, without minus with BatchNorm."""
+    import numpy as np
+
+    from .. import findings as FD
+
+    last = FD.last_epoch_rows(tables["init_study_chosen_metrics"])
+    bn = last["model"].map(lambda m: bool(config["models"][m].get("batch_norm", True)))
+    loss = last["train_loss"].where(np.isfinite(last["train_loss"]), np.inf)
+    groups = {flag: loss[bn == flag] for flag in (True, False)}
+    if min(len(g) for g in groups.values()) < 2:
+        return FD.not_run("needs two or more initialisations with and without BatchNorm in init_study")
+    spread = {flag: float(g.max() - g.min()) for flag, g in groups.items()}
+    value = spread[False] - spread[True]
+    return FD.Measured(value, FD.verdict(value > 0),
+                       f"spread with BatchNorm {spread[True]:.3g}, without {spread[False]:.3g} (nats; "
+                       "a run that diverged counts as infinite loss)")
+
+
+def _findings():
+    from ..findings import Finding
+
+    return (
+        Finding("distinct_minima", "Different optimizers reach characteristically different minima",
+                "im2016 §4.2, Fig 4-5",
+                "between-optimizer standard deviation of the distance travelled from the init, over the "
+                "pooled standard deviation between inits of one optimizer (the smallest over models)",
+                "reproduced if above 2: optimizers differ more than restarts of one optimizer do",
+                ("optimizer_study_chosen_metrics",), _distinct_minima, "optimizer_study"),
+        Finding("bn_init_dependence", "Without BatchNorm the quality of the minimum depends much more on the init",
+                "im2016 §4.4, A.5, Table 2",
+                "spread (max − min) of the final training loss across initialisations without BatchNorm "
+                "minus the spread with BatchNorm",
+                "reproduced if above 0", ("init_study_chosen_metrics",), _bn_init_dependence, "init_study"),
+    )
+
+
+FINDINGS = _findings()

@@ -498,3 +498,113 @@ def load_directions(path, trajectory_path, device) -> dict[str, Any]:
     return {"dir_x": {k[2:]: v for k, v in tensors.items() if k.startswith("x.")},
             "dir_y": {k[2:]: v for k, v in tensors.items() if k.startswith("y.")},
             "extent": tuple(ext)}
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def _at_second_solution(tables: Mapping[str, Any], column: str):
+    frame = tables["landscape_final_final"]
+    split = "test" if "test" in set(frame["split"]) else frame["split"].iloc[0]
+    frame = frame[frame["split"] == split]
+    ends = frame.loc[(frame["alpha"] - 1.0).abs().groupby([frame["run_a"], frame["run_b"]]).idxmin()]
+    return ends[column].to_numpy(float), split
+
+
+def _functional_distance(tables: Mapping[str, Any], config: Config):
+    from .. import findings as FD
+
+    values, split = _at_second_solution(tables, "functional_distance")
+    mean, low, high = FD.bootstrap_mean(values)
+    return FD.Measured(mean, FD.verdict(FD.within_factor(mean, 0.16)),
+                       f"{len(values)} pairs, {split} split", low, high)
+
+
+def _disagreement(tables: Mapping[str, Any], config: Config):
+    from .. import findings as FD
+
+    values, split = _at_second_solution(tables, "disagreement")
+    mean, low, high = FD.bootstrap_mean(values)
+    return FD.Measured(mean, FD.verdict(FD.within_factor(mean, 0.08)),
+                       f"{len(values)} pairs, {split} split", low, high)
+
+
+def basin_widths(distance, rise: float):
+    """``{(run, optimizer, seed): width}``: along the final→init path on the training split, the
+    distance from the final at which the loss first exceeds the final's by ``rise`` (a diverged
+    point exceeds it; inf where the line never does)."""
+    import math
+
+    import numpy as np
+
+    from ..findings import first_crossing
+
+    frame = distance[distance["split"] == "train"]
+    out = {}
+    for (run, optimizer, seed), line in frame.groupby(["run", "optimizer", "seed"]):
+        line = line.sort_values("distance")
+        loss = np.nan_to_num(line["loss"].to_numpy(float), nan=math.inf)
+        width = first_crossing(line["distance"], loss, loss[0] + rise)
+        out[(run, optimizer, int(seed))] = math.inf if math.isnan(width) else width
+    return out
+
+
+def _adam_wider(tables: Mapping[str, Any], config: Config):
+    from ...plots.landscape import BASIN_RISE  # the Fig 6 caption's definition
+    from .. import findings as FD
+
+    widths = basin_widths(tables["landscape_distance"], BASIN_RISE)
+    by_seed: dict[int, dict[str, float]] = {}
+    for (_, optimizer, seed), width in widths.items():
+        by_seed.setdefault(seed, {})[optimizer] = width
+    diffs = [w["adam"] - w["sgd"] for w in by_seed.values() if "adam" in w and "sgd" in w]
+    if not diffs:
+        return FD.not_run("needs the distance paths of both sgd and adam from one init")
+    mean, low, high = FD.bootstrap_mean(diffs)
+    return FD.Measured(mean, FD.verdict(all(d > 0 for d in diffs)),
+                       f"{len(diffs)} init(s); widths: " + ", ".join(
+                           f"{o} {w:.3g}" for s in by_seed.values() for o, w in sorted(s.items())), low, high)
+
+
+def _switching_moves(tables: Mapping[str, Any], config: Config):
+    from .. import findings as FD
+
+    frame = tables["landscape_switching"]
+    frame = frame[(frame["split"] == "train") & frame["start_label"].str.endswith(" only")]
+    barriers = {end: FD.barrier(line.sort_values("alpha")["loss"]) for end, line in frame.groupby("end_label")}
+    if not barriers:
+        return FD.not_run("no line from a first optimizer's own solution to a switch variant")
+    value = min(barriers.values())
+    return FD.Measured(value, FD.verdict(value > 0),
+                       "barriers: " + ", ".join(f"{k} {v:.3g}" for k, v in sorted(barriers.items())))
+
+
+def _findings():
+    from ..findings import Finding
+
+    return (
+        Finding("functional_distance", "Solutions of different optimizers from one init are different functions",
+                "im2016 §4.1, Table 1 (upper triangle)",
+                "mean functional distance at the second solution over pairs of optimizers (test split)",
+                "reproduced if within a factor of 2 of the paper's 0.16", ("landscape_final_final",),
+                _functional_distance, "landscape", "≈ 0.16"),
+        Finding("label_disagreement", "Solutions of different optimizers disagree on about 8 % of the test labels",
+                "im2016 §4.1, Table 1 (upper triangle)",
+                "mean label disagreement at the second solution over pairs of optimizers (test split)",
+                "reproduced if within a factor of 2 of the paper's 8 %", ("landscape_final_final",),
+                _disagreement, "landscape", "≈ 0.08"),
+        Finding("adam_wider_basins", "Adam's basins are wider than SGD's", "im2016 §4.2, Fig 5(a), Fig 6",
+                "Adam's minus SGD's basin width: the distance from the final at which the training loss "
+                "first exceeds the final's by 0.5 (mean over inits)",
+                "reproduced if Adam's is wider from every analysed init", ("landscape_distance",),
+                _adam_wider, "landscape"),
+        Finding("switching_moves", "Switching optimizers, even late, moves to a different minimum",
+                "im2016 §4.3, Fig 7 (right column)",
+                "the smallest loss barrier (training split) on the line from the first optimizer's own "
+                "solution to a switch variant's",
+                "reproduced if every such line has a barrier (> 0)", ("landscape_switching",),
+                _switching_moves, "switch_study"),
+    )
+
+
+FINDINGS = _findings()
