@@ -354,3 +354,23 @@ def contour_panel(fig, ax, part: pd.DataFrame, label: str, **kw):
     if cs is not None:
         fig.colorbar(cs, ax=ax, label=label)
     return cs
+
+
+def significant(value, sig: int = 3) -> str:
+    """``value`` to ``sig`` significant digits, for captions: plain from 0.001 to 10⁵, else
+    ``1.86e7``; "n/a" for NaN, inf or a non-number."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    if not math.isfinite(v):
+        return "n/a"
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if 1e-3 <= a < 1e5:
+        decimals = max(sig - 1 - math.floor(math.log10(a)), 0)
+        text = f"{v:.{decimals}f}"
+        return "0" if float(text) == 0 else text
+    mantissa, exponent = f"{v:.{sig - 1}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"

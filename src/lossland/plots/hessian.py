@@ -27,6 +27,7 @@ from ._common import (
     panel_grid,
     strip_figure,
 )
+from ._common import significant as _num
 from .style import epoch_colors, optimizer_order
 
 #: the figure functions (``lossland.plots.figure_function("hessian.<name>")``)
@@ -155,26 +156,6 @@ def hessian_negative_fraction(summary: pd.DataFrame, *, optimizers: Sequence[str
 
 
 # --------------------------------------------------------------------------- caption numbers
-
-
-def _num(value, sig: int = 3) -> str:
-    """``value`` to ``sig`` significant digits: plain from 0.001 to 10⁵, else ``1.86e7``; "n/a"
-    for NaN or inf."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "n/a"
-    if not math.isfinite(v):
-        return "n/a"
-    if v == 0:
-        return "0"
-    a = abs(v)
-    if 1e-3 <= a < 1e5:
-        decimals = max(sig - 1 - math.floor(math.log10(a)), 0)
-        text = f"{v:.{decimals}f}"
-        return "0" if float(text) == 0 else text
-    mantissa, exponent = f"{v:.{sig - 1}e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
 
 
 def _percent(share) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from ._common import any_finite, describe, finite, finite_range, legend_outside, mark_no_finite_values
+from ._common import any_finite, describe, finite, finite_range, legend_outside, mark_no_finite_values, significant
 from .style import new_figure, pair_colors
 
 #: the figure functions (``lossland.plots.figure_function("reparam.<name>")``)
@@ -316,22 +316,8 @@ def weight_norm_and_input(sweep: pd.DataFrame, inputs: pd.DataFrame, examples: p
 
 
 def _num(value, sig: int = 2) -> str:
-    """``value`` to ``sig`` significant digits: plain from 0.001 to 10⁵, else ``3.3e-7``; "n/a"
-    for NaN or inf."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "n/a"
-    if not math.isfinite(v):
-        return "n/a"
-    if v == 0:
-        return "0"
-    a = abs(v)
-    if 1e-3 <= a < 1e5:
-        decimals = max(sig - 1 - math.floor(math.log10(a)), 0)
-        return f"{v:.{decimals}f}"
-    mantissa, exponent = f"{v:.{sig - 1}e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
+    """``value`` to ``sig`` significant digits (:func:`._common.significant`)."""
+    return significant(value, sig)
 
 
 def _sci(value) -> str:
