@@ -149,3 +149,18 @@ def test_a_line_that_never_rises_or_diverges_has_an_infinite_or_cut_width():
     diverged = _distance_line("d", "sgd", [1.0, 1.2, float("nan"), 9.0, 9.0])
     widths = landscape.basin_widths(pd.concat([flat, diverged]), 0.5)
     assert widths[("f", "adam", 0)] == math.inf and widths[("d", "sgd", 0)] == pytest.approx(0.5)
+
+
+def test_the_findings_table_records_its_provenance(tmp_path, config):
+    from lossland import io
+
+    source = tmp_path / "reparam_spread.parquet"
+    io.write_parquet(pd.DataFrame({"transform": ["alpha_scale"], "measure": ["top_eigenvalue"], "min": [1.0],
+                                   "max": [1e4], "rel_output_diff": [1e-7]}), source)
+    out = tmp_path / "findings.parquet"
+    FD.write(config, {"reparam_spread": str(source)}, out, tmp_path / "findings.html", tmp_path / "overview.rst")
+    record = io.read_provenance(out)
+    assert len(record["config_hash"]) == 16 and record["params"]["tables"] == {"reparam_spread": str(source)}
+    frame = pd.read_parquet(out).set_index("finding")
+    assert frame.loc["sharpness_not_function", "verdict"] == FD.REPRODUCED
+    assert (tmp_path / "overview.rst").read_text().startswith("What this run covered")

@@ -237,6 +237,8 @@ def write(config: Config, table_paths: Mapping[str, str], table_out: str, page_o
 
     tables = {name: io.read_parquet(path) for name, path in table_paths.items()}
     frame = evaluate(config, tables)
-    io.write_parquet(frame, table_out)
+    params = {"findings": [f"{family}.{finding.name}" for family, finding in registered()],
+              "tables": {name: str(path) for name, path in sorted(table_paths.items())}}
+    io.write_parquet(frame, table_out, io.provenance(params))
     io.write_text(findings_html(frame), page_out)
     io.write_text(overview_rst(config, frame), overview_out)
