@@ -37,6 +37,7 @@ from lossland.pipeline import families as F  # noqa: E402
 from lossland.pipeline.families import hessian as H  # noqa: E402
 from lossland.pipeline.families import landscape as L  # noqa: E402
 from lossland.pipeline.families import reparam as P  # noqa: E402
+from lossland.pipeline.timing import run_owners  # noqa: E402
 
 #: images in the sources' splits (before train_size/val_size/test_size subsets)
 SOURCE_SIZES = {"torchvision": (50_000, 10_000), "python-archive": (50_000, 10_000),
@@ -79,11 +80,7 @@ def estimate(config: dict) -> dict[str, dict[str, float]]:
 
     out: dict[str, dict[str, float]] = defaultdict(lambda: {"jobs": 0, "flop": 0.0})
     table = F.run_table(config)
-    owners = {}
-    for family in F.FAMILIES:
-        for _, specs in family.runs(config):
-            for spec in specs:
-                owners.setdefault(spec["run"], family.NAME)
+    owners = run_owners(config)
     for name, spec in table.items():
         sizes = split_sizes(config["datasets"][spec["dataset"]])
         fwd, both = flops(spec["model"])
