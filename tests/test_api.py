@@ -26,11 +26,13 @@ PUBLIC = [
     "PCADirections", "barycentric_surface", "bilinear_surface", "distance_path", "evaluate_points",
     "functional_distance", "interpolate", "normalize_direction", "pca_directions", "random_direction",
     "recompute_bn", "surface",
+    "Curve", "barrier", "curve_table", "evaluate_curve", "plane_basis", "plane_coordinates", "train_curve",
     "build_model", "count_parameters", "create_model", "init_weights",
     "fitting_batch_size", "make_optimizer",
     "alpha_scale", "bn_scale", "input_gradient_norms", "input_reparametrization", "input_reparametrization_sweep",
     "reparametrization_sweep", "weight_normalize",
     "TrainSettings", "TrainState", "train",
+    "WalkResult", "gradient_angle", "walk",
 ]
 
 

@@ -13,7 +13,17 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 
-from lossland.plots import family_modules, figure_function, hessian, im2016, landscape, reparam, save_figure, style
+from lossland.plots import (
+    connectivity,
+    family_modules,
+    figure_function,
+    hessian,
+    im2016,
+    landscape,
+    reparam,
+    save_figure,
+    style,
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 OPTIMIZERS = ["sgd", "sgd-x2", "sgdm", "adagrad", "rmsprop", "adadelta", "adam", "heun-sgd"]
@@ -159,6 +169,13 @@ def landscape_tables(optimizers=("sgd", "adam", "adadelta"), seeds=(0, 1), model
             "random_plane": plane("random_plane"), "pca": plane("pca"), "pca_trajectory": traj}
 
 
+def connectivity_tables() -> dict:
+    """The connectivity family's six tables as the workflow writes them (two pairs, three walks)."""
+    from families.test_connectivity_captions import tables
+
+    return tables()
+
+
 def reparam_tables():
     """The reparam family's sweep, input and input-example tables (dinh2017)."""
     alphas = np.logspace(-3, 3, 7)
@@ -204,6 +221,7 @@ def figure_args():
     rk2 = metrics_table(optimizers=("sgd", "sgd-x2", "heun-sgd", "adam"), seeds=(0,), diverge=())
     inits = metrics_table(optimizers=("sgd",), seeds=(0,), diverge=(), models=("nin", "nin-nobn", "nin-n10"))
     rp = reparam_tables()
+    cn = connectivity_tables()
     return {
         "im2016.learning_curves": ((metrics_table(),), {}),
         "im2016.optimizer_accuracy": ((metrics_table(models=("nin", "nin-nobn")),), {}),
@@ -224,10 +242,14 @@ def figure_args():
         "landscape.pca_planes": ((lt["pca"], lt["pca_trajectory"]), {}),
         "reparam.alpha_scale_sharpness": ((rp[0],), {}),
         "reparam.weight_norm_and_input": (rp, {}),
+        "connectivity.curve_profiles": ((cn["curve_profiles"],), {}),
+        "connectivity.curve_plane": ((cn["curve_plane"], cn["curve_points"]), {}),
+        "connectivity.sgd_walk": ((cn["walk_segments"], cn["walk_steps"]), {}),
     }
 
 
-FAMILIES = {"im2016": im2016, "hessian": hessian, "landscape": landscape, "reparam": reparam}
+FAMILIES = {"im2016": im2016, "hessian": hessian, "landscape": landscape, "reparam": reparam,
+            "connectivity": connectivity}
 ALL_FIGURES = [f"{name}.{f}" for name, module in FAMILIES.items() for f in module.FIGURE_FUNCTIONS]
 
 
@@ -402,7 +424,7 @@ def test_figure_functions_leave_the_theme_alone(monkeypatch):
 
 def test_figure_function_resolves_every_public_figure():
     assert family_modules() == tuple(sorted(FAMILIES))
-    assert len(ALL_FIGURES) == 19 and set(figure_args()) == set(ALL_FIGURES)  # each is drawn by the tests above
+    assert len(ALL_FIGURES) == 22 and set(figure_args()) == set(ALL_FIGURES)  # each is drawn by the tests above
     for name in ALL_FIGURES:
         module, function = name.split(".")
         fn = figure_function(name)

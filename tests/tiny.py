@@ -51,6 +51,11 @@ TINY = {
         "samples": 50, "input_samples": 60,
         "settings": {"max_iter": 8, "trace_probes": 4, "sharpness_steps": 2},
     },
+    # adam has a learning-rate grid: the pair's end is resolved through select_lr's checkpoint
+    "curves": {"study": "optimizer_study", "pairs": [{"start": "sgd", "end": "adam", "init_seeds": [0, 0]}],
+               "epochs": 2, "points": 5, "samples": None, "plane": {"num": 3, "margin": 0.2}},
+    "walk": {"study": "optimizer_study", "optimizer": "sgd", "batch_sizes": [20], "steps": 4, "samples": 60,
+             "segment_points": 3},
 }
 
 
@@ -58,9 +63,13 @@ SNAKEFILE = ROOT / "Snakefile"
 
 
 def snakemake_command(workdir: Path, *args: str, cores: int | None = 2, snakefile: Path = SNAKEFILE) -> list[str]:
-    """The Snakemake command line of the workflow in ``workdir`` with its ``config.yaml``."""
+    """The Snakemake command line of the workflow in ``workdir`` with its ``config.yaml``.
+
+    ``--force-use-threads`` as in profiles/local: ``run:`` jobs in threads, not one
+    Snakemake process each."""
     return [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir),
-            "--configfile", str(workdir / "config.yaml"), *(["--cores", str(cores)] if cores else []), *args]
+            "--configfile", str(workdir / "config.yaml"), "--force-use-threads",
+            *(["--cores", str(cores)] if cores else []), *args]
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None, timeout: float = 900,

@@ -3,11 +3,14 @@
     python tools/estimate_preset.py config/gpu.yaml [--tflops 20] [--overhead 5]
 
 Counts from the config itself, with the workflow's own planning functions (the run
-table, the landscape plan, the Hessian points, the reparam sweeps): every training
-epoch (the minibatch steps on the training split, RK2 at two gradients a step, and the
-evaluation of every split after it), every landscape point on every split, and every
-Hessian-vector product at its upper bound (``max_iter`` Lanczos steps at both ends of
-the spectrum, the trace and SLQ budgets, the ascent steps of sharpness); with
+table, the landscape plan, the Hessian points, the reparam sweeps, the curve pairs and
+walks): every training epoch (the minibatch steps on the training split, RK2 at two
+gradients a step, and the evaluation of every split after it), every landscape point on
+every split, every Hessian-vector product at its upper bound (``max_iter`` Lanczos steps
+at both ends of the spectrum, the trace and SLQ budgets, the ascent steps of sharpness),
+every epoch of bend training and every point of a curve, line and plane (three forwards
+with BatchNorm re-estimated: statistics, loss, functional distance), and every step of a
+walk (its gradient and the forwards of its segment); with
 learning-rate grids every rate's run counts as chosen (an upper bound). Model FLOPs
 per image are measured with ``torch.utils.flop_counter`` on the CPU. A product costs
 ``HVP_FACTOR`` forward+backward passes (``benchmarks/hessian.py`` measured 1.5–2.7).
@@ -34,6 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from lossland.pipeline import config as C  # noqa: E402
 from lossland.pipeline import families as F  # noqa: E402
+from lossland.pipeline.families import connectivity as M  # noqa: E402
 from lossland.pipeline.families import hessian as H  # noqa: E402
 from lossland.pipeline.families import landscape as L  # noqa: E402
 from lossland.pipeline.families import reparam as P  # noqa: E402
@@ -133,6 +137,29 @@ def estimate(config: dict) -> dict[str, dict[str, float]]:
             out["reparam"]["jobs"] += 1
             out["reparam"]["flop"] += points * per_point * HVP_FACTOR * n * flops(table[run]["model"])[1]
         out["reparam"]["jobs"] += len(P.section_runs(config, table))   # the input jobs: forwards only
+
+    for section in M.SECTIONS:
+        if not config.get(section):
+            continue
+        cfg = config[section]
+        study = config[cfg["study"]]
+        model = cfg.get("model") or study["models"][0]
+        fwd, both = flops(model)
+        sizes = split_sizes(config["datasets"][study["dataset"]])
+        if section == "curves":
+            images = [min(sizes[s], cfg.get("samples") or sizes[s]) for s in cfg["splits"]]
+            passes = 3 if cfg["bn"] != "stored" else 2
+            per_pair = (cfg["epochs"] * sizes["train"] * both + cfg["points"] * 2 * sum(images) * passes * fwd
+                        + cfg["plane"]["num"] ** 2 * images[0] * (passes - 1) * fwd)
+            out[M.NAME]["jobs"] += len(cfg["pairs"])
+            out[M.NAME]["flop"] += len(cfg["pairs"]) * per_pair
+        else:
+            n = min(sizes["train"], cfg.get("samples") or sizes["train"])
+            for name in M.walk_names(config):
+                batch = n if name.endswith("_gd") else int(name.rsplit("_b", 1)[1])
+                out[M.NAME]["jobs"] += 1
+                evaluated = n if name.endswith("_gd") else n + batch   # GD's minibatch is the walk's images
+                out[M.NAME]["flop"] += cfg["steps"] * (batch * both + cfg["segment_points"] * evaluated * fwd)
     return dict(out)
 
 
@@ -148,7 +175,7 @@ def main() -> None:
         raise SystemExit(f"{args.config}: {exc}") from None
     rows = estimate(config)
     total_s = 0.0
-    print(f"{'family':<10}{'jobs':>6}{'PFLOP':>10}{'minutes':>9}   (at {args.tflops:g} TFLOP/s, "
+    print(f"{'family':<13}{'jobs':>6}{'PFLOP':>10}{'minutes':>9}   (at {args.tflops:g} TFLOP/s, "
           f"{args.overhead:g} s a job)")
     for family in F.FAMILIES:
         if family.NAME not in rows:
@@ -156,8 +183,8 @@ def main() -> None:
         r = rows[family.NAME]
         seconds = r["flop"] / (args.tflops * 1e12) + args.overhead * r["jobs"]
         total_s += seconds
-        print(f"{family.NAME:<10}{r['jobs']:>6}{r['flop'] / 1e15:>10.2f}{seconds / 60:>9.1f}")
-    print(f"{'total':<10}{sum(r['jobs'] for r in rows.values()):>6}"
+        print(f"{family.NAME:<13}{r['jobs']:>6}{r['flop'] / 1e15:>10.2f}{seconds / 60:>9.1f}")
+    print(f"{'total':<13}{sum(r['jobs'] for r in rows.values()):>6}"
           f"{sum(r['flop'] for r in rows.values()) / 1e15:>10.2f}{total_s / 60:>9.1f}")
 
 

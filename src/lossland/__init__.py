@@ -28,15 +28,17 @@ _SOURCES = {
     **dict.fromkeys(("HessianOperator", "SLQResult", "TraceEstimate", "epsilon_sharpness", "hessian", "hessian_slq",
                      "hessian_trace", "hvp", "negative_eigenvalue_fraction", "spectral_density", "top_eigenvalues"),
                     "curvature"),
-    **dict.fromkeys(("PCADirections", "barycentric_surface", "bilinear_surface", "distance_path", "evaluate_points",
-                     "functional_distance", "interpolate", "normalize_direction", "pca_directions",
-                     "random_direction", "recompute_bn", "surface"), "landscape"),
+    **dict.fromkeys(("Curve", "PCADirections", "barrier", "barycentric_surface", "bilinear_surface", "curve_table",
+                     "distance_path", "evaluate_curve", "evaluate_points", "functional_distance", "interpolate",
+                     "normalize_direction", "pca_directions", "plane_basis", "plane_coordinates",
+                     "random_direction", "recompute_bn", "surface", "train_curve"), "landscape"),
     **dict.fromkeys(("build_model", "count_parameters", "create_model", "init_weights"), "models"),
     "fitting_batch_size": "memory",
     "make_optimizer": "optim",
     **dict.fromkeys(("alpha_scale", "bn_scale", "input_gradient_norms", "input_reparametrization",
                      "input_reparametrization_sweep", "reparametrization_sweep", "weight_normalize"), "reparam"),
     **dict.fromkeys(("TrainSettings", "TrainState", "train"), "training"),
+    **dict.fromkeys(("WalkResult", "gradient_angle", "walk"), "walking"),
 }
 
 __all__ = [
@@ -49,11 +51,13 @@ __all__ = [
     "PCADirections", "barycentric_surface", "bilinear_surface", "distance_path", "evaluate_points",
     "functional_distance", "interpolate", "normalize_direction", "pca_directions", "random_direction",
     "recompute_bn", "surface",
+    "Curve", "barrier", "curve_table", "evaluate_curve", "plane_basis", "plane_coordinates", "train_curve",
     "build_model", "count_parameters", "create_model", "init_weights",
     "fitting_batch_size", "make_optimizer",
     "alpha_scale", "bn_scale", "input_gradient_norms", "input_reparametrization", "input_reparametrization_sweep",
     "reparametrization_sweep", "weight_normalize",
     "TrainSettings", "TrainState", "train",
+    "WalkResult", "gradient_angle", "walk",
 ]
 
 

@@ -80,6 +80,13 @@ CATALOGUE = [
     BadConfig("reparam-zero-alphas", _set("reparam.log10_alpha", num=0), "reparam.log10_alpha.num"),
     BadConfig("reparam-undefined-model", _set("reparam", models=["mlp", "vgg"]), "reparam.models"),
     BadConfig("reparam-unknown-input-transform", _set("reparam", input=["rotate"]), "reparam.input"),
+    # connectivity
+    BadConfig("curves-end-not-in-study", lambda c: c["curves"]["pairs"][0].update(end="adadelta"),
+              "curves.pairs[0].end"),
+    BadConfig("curves-unknown-kind", _set("curves", kind="spline"), "curves.kind"),
+    BadConfig("curves-one-point", _set("curves", points=1), "curves.points"),
+    BadConfig("walk-batch-above-samples", _set("walk", batch_sizes=[100]), "walk.batch_sizes"),
+    BadConfig("walk-unknown-study", _set("walk", study="switch_study"), "walk.study"),
     # cluster resources
     BadConfig("resources-zero-memory", lambda c: c.update(resources={"train": {"runtime": 60, "mem_mb": 0}}),
               "resources.train.mem_mb"),

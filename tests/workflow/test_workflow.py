@@ -17,7 +17,7 @@ RUNS = {"mlp_sgd-lr0.1_init0", "mlp_adam-lr0.01_init0", "mlp_adam-lr0.02_init0",
 FIGURES = ["fig4_optimizer_accuracy", "fig7_switching", "fig9_rk2_training", "fig11_exotic_inits",
            "optimizer_study_learning_curves", "rk2_study_learning_curves", "init_study_learning_curves",
            "switch_study_learning_curves", "hessian_density", "hessian_sharpness", "hessian_negative_fraction",
-           "dinh_alpha_scale", "dinh_reparametrizations"]
+           "dinh_alpha_scale", "dinh_reparametrizations", "curve_profiles", "curve_plane", "sgd_walk"]
 LANDSCAPE_FIGURES = ["fig2_init_final", "fig3_bilinear", "fig5_interpolation", "fig6_distance", "fig10_beyond_final",
                      "table1_optimizer_grid", "fig7_switching_interpolation", "random_plane", "pca_plane"]
 LINE_COLUMNS = {"start", "end", "alpha", "split", "loss", "accuracy"}
@@ -322,6 +322,37 @@ def test_changing_reparam_settings_reruns_only_the_sweeps(finished):
     out = dry_run(finished, edited(lambda c: c["reparam"].update(input=["whiten"])))
     assert planned_jobs(out) == {"reparam_input": 2, "gather_reparam": 1, "plot_dinh_alpha_scale": 1,
                                  "plot_dinh_reparametrizations": 1, "findings": 1, "all": 1}
+
+
+def test_curve_joins_the_chosen_runs_and_the_walk_starts_from_one(finished):
+    """The curve's ends are the chosen runs' final weights (adam through the learning-rate
+    selection): on whole splits, the line's and the curve's ends are the runs' final metrics."""
+    tables = finished / "results" / "tables"
+    sel = pd.read_parquet(tables / "lr_selection.parquet")
+    adam = f"mlp_adam-lr{sel.loc[sel['selected'], 'lr'].item():g}_init0"
+    profiles = pd.read_parquet(tables / "curve_profiles.parquet")
+    assert set(zip(profiles["start_run"], profiles["end_run"])) == {("mlp_sgd-lr0.1_init0", adam)}
+    metrics = pd.read_parquet(tables / "optimizer_study_metrics.parquet")
+    final = metrics[metrics["epoch"] == 2].set_index("run")
+    for path in ("line", "curve"):
+        for split in ("train", "test"):
+            rows = profiles[(profiles["path"] == path) & (profiles["split"] == split)].set_index("t")["loss"]
+            assert rows.loc[0.0] == pytest.approx(final.loc["mlp_sgd-lr0.1_init0", f"{split}_loss"], rel=1e-5)
+            assert rows.loc[1.0] == pytest.approx(final.loc[adam, f"{split}_loss"], rel=1e-5)
+    assert len(pd.read_parquet(tables / "curve_plane.parquet")) == 9
+    steps = pd.read_parquet(tables / "walk_steps.parquet")
+    assert set(steps["walk"]) == {"mlp_sgd-init0_b20", "mlp_sgd-init0_gd"} and set(steps["step"]) == set(range(4))
+    assert set(steps["run"]) == {"mlp_sgd-lr0.1_init0"} and set(steps["lr"]) == {0.1}
+    segments = pd.read_parquet(tables / "walk_segments.parquet")
+    assert len(segments) == 2 * 4 * 3 * 2
+
+
+def test_changing_curve_settings_reruns_only_the_curves(finished):
+    out = dry_run(finished, edited(lambda c: c["curves"].update(epochs=3)))
+    assert planned_jobs(out) == {"curve_pair": 1, "gather_curves": 1, "plot_curve_profiles": 1,
+                                 "plot_curve_plane": 1, "findings": 1, "all": 1}
+    out = dry_run(finished, edited(lambda c: c["walk"].update(steps=5)))
+    assert planned_jobs(out) == {"sgd_walk": 2, "gather_walk": 1, "plot_sgd_walk": 1, "findings": 1, "all": 1}
 
 
 def test_bad_config_stops_before_any_job(tmp_path):

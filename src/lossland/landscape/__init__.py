@@ -69,15 +69,33 @@ Conventions
   :class:`lossland.fold.FoldedCopy`).
 * The model passed in is left as it was (weights, buffers and train/eval modes).
 
+Curves
+------
+
+:mod:`.curves` is mode connectivity (Garipov et al. 2018): a :class:`Curve` from
+``θ0`` to ``θ1`` through a bend ``θb``, a quadratic Bezier curve
+``(1−t)²θ0 + 2t(1−t)θb + t²θ1`` or a polygonal chain with its bend at ``t = ½``.
+:func:`train_curve` fits the bend by SGD on ``L(θ(t))`` with ``t ~ U(0, 1)`` per
+minibatch (endpoints fixed; BatchNorm on batch statistics, dropout off). Both kinds
+are points ``θ0 + c_b(θb − θ0) + c_1(θ1 − θ0)``, so :func:`evaluate_curve` is one
+:func:`evaluate_points` call (``bn="auto"``: ``"recompute"`` for BN models, whose
+bend has no meaningful stored statistics), :func:`curve_table` sets the curve
+against the straight line on every split (loss, accuracy, functional distance and
+disagreement to ``θ0``), :func:`plane_basis` / :func:`plane_coordinates` place it in
+the plane through the three states, and :func:`barrier` is a path's height above
+the chord between its ends.
+
 Modules: :mod:`.lines` (:func:`evaluate_points` and the lines and planes built
-on it), :mod:`.functional` (functional distance), :mod:`.directions` (random and
-PCA directions), :mod:`.engines` (loop, vmap, CUDA graph, the probe),
+on it), :mod:`.functional` (functional distance), :mod:`.curves` (mode
+connectivity), :mod:`.directions` (random and PCA directions), :mod:`.engines`
+(loop, vmap, CUDA graph, the probe),
 :mod:`.batchnorm` (:func:`recompute_bn`), :mod:`.points` (the points written into
 a state), :mod:`.batches` (the data held on the device for a call). The state
 arithmetic is :mod:`lossland.state`, the BatchNorm fold :mod:`lossland.fold`.
 """
 
 from .batchnorm import recompute_bn
+from .curves import Curve, barrier, curve_table, evaluate_curve, plane_basis, plane_coordinates, train_curve
 from .directions import NORMALIZATIONS, PCADirections, normalize_direction, pca_directions, random_direction
 from .engines import BN_MODES, ENGINES
 from .functional import functional_distance, probabilities
@@ -87,6 +105,7 @@ __all__ = [
     "ENGINES", "BN_MODES", "NORMALIZATIONS",
     "evaluate_points", "interpolate", "surface", "bilinear_surface", "barycentric_surface", "distance_path",
     "functional_distance", "probabilities",
+    "Curve", "train_curve", "evaluate_curve", "curve_table", "plane_basis", "plane_coordinates", "barrier",
     "normalize_direction", "random_direction", "PCADirections", "pca_directions",
     "recompute_bn",
 ]

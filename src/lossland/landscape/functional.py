@@ -31,24 +31,10 @@ def _functional_reducer(logits, y, ref_probs, ref_labels):
                         (predictions(logits) != ref_labels).sum().double()])
 
 
-def functional_distance(model: nn.Module, start: State, end: State, alphas, data: Data, *,
-                        reference: str | State = "start", **options) -> pd.DataFrame:
-    """Functional distance and label disagreement along ``start + α(end − start)`` (im2016 Table 1).
-
-    At each ``α``: ``sqrt(mean_x ‖F(x, θ_ref) − F(x, θ(α))‖²)`` with ``F`` the
-    softmax output, and the fraction of inputs whose predicted label differs from
-    the reference's. ``reference`` is ``"start"`` (im2016: the first algorithm's
-    solution), ``"end"`` or a state dict. Targets in ``data`` are not used.
-    Returns ``alpha, functional_distance, disagreement``.
-    """
-    options.pop("loss_fn", None)
-    bn = options.get("bn", "stored")
+def _reference_outputs(model: nn.Module, ref: State, batches, bn: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The reference's softmax outputs and predicted labels on each batch (the reducer's extras);
+    with ``bn="recompute"`` its BN statistics are re-estimated on ``batches`` first."""
     like = model.state_dict()
-    a = _values(alphas)
-    start_s = copy_as(start, like, "start")
-    ref = start if reference == "start" else end if reference == "end" else reference
-    batches = _materialize(data, model, options.get("batch_size"))
-    # reference outputs, batch by batch
     saved = {k: v.clone() for k, v in like.items()}
     try:
         with torch.no_grad(), eval_mode(model):
@@ -61,11 +47,38 @@ def functional_distance(model: nn.Module, start: State, end: State, alphas, data
                 extras.append((probabilities(logits), predictions(logits)))
     finally:
         model.load_state_dict(saved)
-    pts = _Points(start_s, [direction_as(diff(end, start), like, "end − start")],
-                  torch.as_tensor(a)[:, None])
+    return extras
+
+
+def _functional_table(model: nn.Module, pts: _Points, ref: State, batches, *, bn: str = "stored",
+                      engine: str = "auto", points_per_batch: int | None = None, fuse: bool = True) -> np.ndarray:
+    """(points, 2): functional distance and label disagreement of every point of ``pts`` to the
+    state ``ref`` over ``batches`` (materialised), in one engine pass."""
+    extras = _reference_outputs(model, ref, batches, bn)
     n = sum(int(y.shape[0]) for _, y in batches)
-    sums = _evaluate(model, pts, batches, _functional_reducer, extras, engine=options.get("engine", "auto"),
-                     bn=bn, points_per_batch=options.get("points_per_batch"),
-                     fuse=options.get("fuse", True)).numpy() / n
-    return pd.DataFrame({"alpha": a, "functional_distance": np.sqrt(sums[:, 0]),
-                         "disagreement": sums[:, 1]})
+    sums = _evaluate(model, pts, batches, _functional_reducer, extras, engine=engine, bn=bn,
+                     points_per_batch=points_per_batch, fuse=fuse).numpy() / n
+    return np.stack([np.sqrt(sums[:, 0]), sums[:, 1]], axis=1)
+
+
+def functional_distance(model: nn.Module, start: State, end: State, alphas, data: Data, *,
+                        reference: str | State = "start", **options) -> pd.DataFrame:
+    """Functional distance and label disagreement along ``start + α(end − start)`` (im2016 Table 1).
+
+    At each ``α``: ``sqrt(mean_x ‖F(x, θ_ref) − F(x, θ(α))‖²)`` with ``F`` the
+    softmax output, and the fraction of inputs whose predicted label differs from
+    the reference's. ``reference`` is ``"start"`` (im2016: the first algorithm's
+    solution), ``"end"`` or a state dict. Targets in ``data`` are not used.
+    Returns ``alpha, functional_distance, disagreement``.
+    """
+    options.pop("loss_fn", None)
+    like = model.state_dict()
+    a = _values(alphas)
+    ref = start if reference == "start" else end if reference == "end" else reference
+    batches = _materialize(data, model, options.get("batch_size"))
+    pts = _Points(copy_as(start, like, "start"), [direction_as(diff(end, start), like, "end − start")],
+                  torch.as_tensor(a)[:, None])
+    res = _functional_table(model, pts, ref, batches, bn=options.get("bn", "stored"),
+                            engine=options.get("engine", "auto"), points_per_batch=options.get("points_per_batch"),
+                            fuse=options.get("fuse", True))
+    return pd.DataFrame({"alpha": a, "functional_distance": res[:, 0], "disagreement": res[:, 1]})

@@ -79,7 +79,7 @@ def scale(config: Mapping[str, Any], section: str) -> str:
              f"{training['epochs']} epochs, batch {training['batch_size']}"]
     if study_name != section:
         samples = cfg.get("samples")
-        where = cfg.get("split") or "/".join(cfg.get("splits") or [])
+        where = cfg.get("split") or "/".join(cfg.get("splits") or []) or "train"
         parts.append(f"{section} on " + (f"{samples} {where} images" if samples else f"the whole {where} split")
                      + f" of {study_name}'s runs")
     return "; ".join(parts)

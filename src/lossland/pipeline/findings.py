@@ -196,7 +196,8 @@ COVERAGE = (
     ("im2016: interpolations and planes (Fig 2, 3, 5, 6, 7 right, 10, Table 1)", "landscape"),
     ("im2016: Table 2 / Fig 8 with and without BatchNorm, VGG panels, the LSTM", None),
     ("the review: Hessian spectra, negative eigenvalues, sharpness", "hessian"),
-    ("the review: mode connectivity, a walk with SGD, batch size, skip connections", None),
+    ("the review: mode connectivity, a walk with SGD", "connectivity"),
+    ("the review: batch size and sharpness, skip connections", None),
     ("dinh2017: reparametrisations move sharpness, not the function", "reparam"),
     ("zhang2018: energy-entropy competition", None),
 )
