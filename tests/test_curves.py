@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from test_landscape import _perturb_stats  # non-trivial BN statistics and batch counters
 
 import lossland
 from lossland.evaluation import evaluate
@@ -35,17 +36,6 @@ def _mlp(seed=0, batch_norm=False, shape=(3, 4, 4)):
 def _nin(seed=0, dropout=0.0):
     return lossland.create_model({"arch": "nin", "width": 0.1, "depth": 2, "batch_norm": True, "dropout": dropout},
                                  (3, 8, 8), 10, seed=seed)
-
-
-def _perturb_stats(model, seed):
-    """Non-trivial BN running statistics and batch counters, different per model."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
-            m.running_var.copy_(1.0 + 0.2 * torch.rand(m.running_var.shape, generator=g))
-            m.num_batches_tracked.fill_(seed + 3)
-    return model
 
 
 def _state(model):

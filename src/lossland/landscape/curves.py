@@ -18,6 +18,7 @@ path's loss above the chord between its ends.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -257,7 +258,8 @@ def train_curve(model: nn.Module, start: State, end: State, data: tuple[torch.Te
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=epochs * -(-int(y.shape[0]) // batch_size), desc=f"curve ({kind})", unit="step")
+        bar = tqdm(total=epochs * -(-int(y.shape[0]) // batch_size), desc=f"curve ({kind})", unit="step",
+                   file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
 
     def step(t: float, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         w = _weights(kind, t)

@@ -59,11 +59,9 @@ def curve_profiles(profiles: pd.DataFrame, optimizers: Sequence[str] | None = No
                 axes[1, j].plot(t, 100 * finite(rows["accuracy"]), ls=SPLIT_STYLES.get(split, "-"),
                                 **PATH_STYLES[path])
         b = barriers.loc[pair]
-        axes[0, j].set_title(f"loss: {label}", fontsize=9)
+        axes[0, j].set_title(f"loss: {label}\n{splits[0]} barrier: line {significant(b['line_barrier'])}, "
+                             f"curve {significant(b['curve_barrier'])}", fontsize=9)
         axes[1, j].set_title(f"accuracy: {label}", fontsize=9)
-        axes[0, j].text(0.5, 0.97, f"{splits[0]} barrier: line {significant(b['line_barrier'])}, "
-                        f"curve {significant(b['curve_barrier'])}", transform=axes[0, j].transAxes, ha="center",
-                        va="top", fontsize=7.5, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.8"})
         axes[0, j].set_ylabel("loss")
         axes[1, j].set_ylabel("accuracy (%)")
         for ax in axes[:, j]:
@@ -71,6 +69,7 @@ def curve_profiles(profiles: pd.DataFrame, optimizers: Sequence[str] | None = No
     legend_outside(axes[0, -1], [("path", [(PATH_LABELS[p], PATH_STYLES[p]) for p in ("curve", "line")]),
                                  ("split", [(s, {"color": ".3", "ls": SPLIT_STYLES.get(s, "-"), "lw": 1.3})
                                             for s in splits])], fontsize=8)
+    fig.subplots_adjust(hspace=0.45)
     fig.suptitle("Mode connectivity: a trained curve against the straight line between two solutions")
     return fig
 
@@ -198,6 +197,7 @@ def sgd_walk(segments: pd.DataFrame, steps: pd.DataFrame, optimizers: Sequence[s
     axes[2, 0].set_yticks([0, 45, 90, 135, 180])
     legend_outside(axes[0, 0], [("walk", [(labels[w], {"color": c, "lw": 1.8}) for w, c in colors.items()])],
                    fontsize=8)
+    fig.subplots_adjust(hspace=0.5, top=0.92)
     fig.suptitle("A walk with SGD: the loss between consecutive iterates and the angle between their gradients")
     return fig
 
