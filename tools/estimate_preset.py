@@ -156,9 +156,10 @@ def estimate(config: dict) -> dict[str, dict[str, float]]:
         else:
             n = min(sizes["train"], cfg.get("samples") or sizes["train"])
             for name in M.walk_names(config):
-                batch = n if name.endswith("_gd") else int(name.rsplit("_b", 1)[1])
+                sgd_batch = M.walk_batch_size(name)   # None: gradient descent on the walk's images
+                batch = n if sgd_batch is None else sgd_batch
                 out[M.NAME]["jobs"] += 1
-                evaluated = n if name.endswith("_gd") else n + batch   # GD's minibatch is the walk's images
+                evaluated = n if sgd_batch is None else n + batch   # GD's minibatch is the walk's images
                 out[M.NAME]["flop"] += cfg["steps"] * (batch * both + cfg["segment_points"] * evaluated * fwd)
     return dict(out)
 

@@ -153,6 +153,11 @@ def walk_names(config: Config) -> list[str]:
     return [f"{base}_b{int(b)}" for b in cfg["batch_sizes"]] + ([f"{base}_gd"] if cfg.get("gd", True) else [])
 
 
+def walk_batch_size(walk: str) -> int | None:
+    """The SGD batch size of a :func:`walk_names` name; ``None`` for the gradient-descent walk."""
+    return None if walk.endswith("_gd") else int(walk.rsplit("_b", 1)[1])
+
+
 def walk_run(config: Config, run_table: Mapping[str, Mapping[str, Any]], chosen: Sequence[str]) -> str:
     cfg = config["walk"]
     return _chosen_run(run_table, chosen, _model(cfg, config[cfg["study"]]), cfg["optimizer"], cfg["init_seed"])
@@ -196,9 +201,9 @@ def walk_params(config: Config, run_table: Mapping[str, Mapping[str, Any]], chos
     run = walk_run(config, run_table, chosen)
     spec = run_table[run]
     optimizer = spec["optimizer_spec"]
-    full_batch = walk.endswith("_gd")
+    batch_size = walk_batch_size(walk)
     return {"walk": walk, "run": run_ids(spec), "epoch": int(spec["training"]["epochs"]),
-            "full_batch": full_batch, "batch_size": None if full_batch else int(walk.rsplit("_b", 1)[1]),
+            "full_batch": batch_size is None, "batch_size": batch_size,
             "lr": float(cfg["lr"] if cfg.get("lr") is not None else optimizer["lr"]),
             "momentum": float(cfg["momentum"]), "steps": int(cfg["steps"]), "samples": cfg.get("samples"),
             "segment_points": int(cfg["segment_points"]), "seed": int(cfg["seed"])}
