@@ -67,7 +67,13 @@ def study_of(config: Mapping[str, Any], section: str) -> tuple[str, Mapping[str,
 
 def scale(config: Mapping[str, Any], section: str) -> str:
     """One line: what ``section`` ran at, e.g. ``cifar10-small (the embedded CIFAR-10 subset: 1000
-    training, 500 test images); nin: NIN ×0.25 with BatchNorm; 4 epochs, batch 64``."""
+    training, 500 test images); nin: NIN ×0.25 with BatchNorm; 4 epochs, batch 64``. A family whose
+    sections do not train the shared runs says it itself (its optional ``scale(config, section)``)."""
+    from .families import FAMILIES
+
+    for family in FAMILIES:
+        if section in family.SECTIONS and hasattr(family, "scale"):
+            return family.scale(config, section)
     cfg = config[section]
     study_name, study = study_of(config, section)
     dataset = study["dataset"]

@@ -65,6 +65,9 @@ class Family(Protocol):
     def runs(self, config: Config) -> Sequence[tuple[str, Sequence[dict[str, Any]]]]:
         """The training runs the family asks for, as ``(section, run specs)`` pairs."""
 
+    # optional: ``scale(config, section) -> str``, the caption's line on what a section ran at, for
+    # a family whose sections do not train the shared runs (default: lossland.pipeline.captions.scale)
+
     def tables(self, config: Config) -> list[str]:
         """The gathered tables (``results/tables/<name>.parquet``) this config produces;
         a figure is drawn when all of its tables are produced."""

@@ -199,7 +199,7 @@ COVERAGE = (
     ("the review: mode connectivity, a walk with SGD", "connectivity"),
     ("the review: batch size and sharpness, skip connections", None),
     ("dinh2017: reparametrisations move sharpness, not the function", "reparam"),
-    ("zhang2018: energy-entropy competition", None),
+    ("zhang2018: energy-entropy competition (SGD, Langevin, GD; deep linear students)", "entropy"),
 )
 
 
