@@ -15,6 +15,7 @@ from matplotlib.colors import to_hex
 
 from lossland.plots import (
     connectivity,
+    entropy,
     family_modules,
     figure_function,
     hessian,
@@ -176,6 +177,13 @@ def connectivity_tables() -> dict:
     return tables()
 
 
+def entropy_tables() -> dict:
+    """The entropy family's tables as the workflow writes them (zhang2018)."""
+    from families.test_entropy_captions import tables
+
+    return tables()
+
+
 def reparam_tables():
     """The reparam family's sweep, input and input-example tables (dinh2017)."""
     alphas = np.logspace(-3, 3, 7)
@@ -222,6 +230,7 @@ def figure_args():
     inits = metrics_table(optimizers=("sgd",), seeds=(0,), diverge=(), models=("nin", "nin-nobn", "nin-n10"))
     rp = reparam_tables()
     cn = connectivity_tables()
+    en = entropy_tables()
     return {
         "im2016.learning_curves": ((metrics_table(),), {}),
         "im2016.optimizer_accuracy": ((metrics_table(models=("nin", "nin-nobn")),), {}),
@@ -245,11 +254,14 @@ def figure_args():
         "connectivity.curve_profiles": ((cn["curve_profiles"],), {}),
         "connectivity.curve_plane": ((cn["curve_plane"], cn["curve_points"]), {}),
         "connectivity.sgd_walk": ((cn["walk_segments"], cn["walk_steps"]), {}),
+        **{f"entropy.{f}": ((en["entropy_solutions"],), {}) for f in ("entropy_by_dynamics", "entropy_test_error")},
+        **{f"entropy.{f}": ((en["deep_linear_solutions"],), {}) for f in ("deep_linear_balanced",
+                                                                          "deep_linear_unbalanced", "trace_entropy")},
     }
 
 
 FAMILIES = {"im2016": im2016, "hessian": hessian, "landscape": landscape, "reparam": reparam,
-            "connectivity": connectivity}
+            "connectivity": connectivity, "entropy": entropy}
 ALL_FIGURES = [f"{name}.{f}" for name, module in FAMILIES.items() for f in module.FIGURE_FUNCTIONS]
 
 
@@ -424,7 +436,7 @@ def test_figure_functions_leave_the_theme_alone(monkeypatch):
 
 def test_figure_function_resolves_every_public_figure():
     assert family_modules() == tuple(sorted(FAMILIES))
-    assert len(ALL_FIGURES) == 22 and set(figure_args()) == set(ALL_FIGURES)  # each is drawn by the tests above
+    assert len(ALL_FIGURES) == 27 and set(figure_args()) == set(ALL_FIGURES)  # each is drawn by the tests above
     for name in ALL_FIGURES:
         module, function = name.split(".")
         fn = figure_function(name)

@@ -17,10 +17,14 @@ TINY = {
     "device": "cpu",
     "threads": 1,
     "datasets": {"tiny": {"source": "embedded", "train_size": 200, "val_size": 100, "test_size": 100,
-                          "image_size": 8}},
+                          "image_size": 8},
+                 "planes": {"source": "embedded", "classes": ["airplane", "automobile"], "image_size": 6,
+                            "train_size": 100, "test_size": 100}},
     "models": {"mlp": {"arch": "mlp", "hidden": [16]},
                "mlp-n1": {"arch": "mlp", "hidden": [16], "init": {"scheme": "normal", "mean": -1.0, "std": 1.0}},
-               "mlp-bn": {"arch": "mlp", "hidden": [16], "batch_norm": True}},
+               "mlp-bn": {"arch": "mlp", "hidden": [16], "batch_norm": True},
+               "zhang": {"arch": "mlp", "hidden": [10, 10, 10], "output_bias": False, "binary": True,
+                         "init": {"scheme": "normal", "mean": 0.0, "std": 0.3}}},
     "optimizers": {"sgd": {"algorithm": "sgd", "lr": 0.1}, "adam": {"algorithm": "adam", "lr": 0.01},
                    "rmsprop": {"algorithm": "rmsprop", "lr": 0.001},
                    "sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9},
@@ -56,6 +60,12 @@ TINY = {
                "epochs": 2, "points": 5, "samples": None, "plane": {"num": 3, "margin": 0.2}},
     "walk": {"study": "optimizer_study", "optimizer": "sgd", "batch_sizes": [20], "steps": 4, "samples": 60,
              "segment_points": 3},
+    # zhang2018: 4 nets per dynamics on 100 images; 4 deep linear students per init
+    "entropy": {"dataset": "planes", "model": "zhang", "members": 4, "sgd_epochs": 3, "langevin_steps": 10,
+                "gd_steps": 10, "descent_max_steps": 10, "log_every": 5},
+    "deep_linear": {"inputs": 12, "examples": 6, "hidden": 3, "members": 4, "epochs": 20, "batch_size": 3,
+                    "descent_max_steps": 50,
+                    "drift": {"lrs": [0.005, 0.01], "time": 1.0, "records": 3}},
 }
 
 

@@ -10,7 +10,9 @@ every split, every Hessian-vector product at its upper bound (``max_iter`` Lancz
 at both ends of the spectrum, the trace and SLQ budgets, the ascent steps of sharpness),
 every epoch of bend training and every point of a curve, line and plane (three forwards
 with BatchNorm re-estimated: statistics, loss, functional distance), and every step of a
-walk (its gradient and the forwards of its segment); with
+walk (its gradient and the forwards of its segment), every step of the entropy
+ensembles (SGD epochs, Langevin and gradient-descent steps on the full training set, the
+final descent at its step bound) and every exact Hessian (one product per parameter); with
 learning-rate grids every rate's run counts as chosen (an upper bound). Model FLOPs
 per image are measured with ``torch.utils.flop_counter`` on the CPU. A product costs
 ``HVP_FACTOR`` forward+backward passes (``benchmarks/hessian.py`` measured 1.5–2.7).
@@ -38,6 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from lossland.pipeline import config as C  # noqa: E402
 from lossland.pipeline import families as F  # noqa: E402
 from lossland.pipeline.families import connectivity as M  # noqa: E402
+from lossland.pipeline.families import entropy as E  # noqa: E402
 from lossland.pipeline.families import hessian as H  # noqa: E402
 from lossland.pipeline.families import landscape as L  # noqa: E402
 from lossland.pipeline.families import reparam as P  # noqa: E402
@@ -161,6 +164,22 @@ def estimate(config: dict) -> dict[str, dict[str, float]]:
                 out[M.NAME]["jobs"] += 1
                 evaluated = n if sgd_batch is None else n + batch   # GD's minibatch is the walk's images
                 out[M.NAME]["flop"] += cfg["steps"] * (batch * both + cfg["segment_points"] * evaluated * fwd)
+    if config.get("entropy"):
+        cfg = config["entropy"]
+        sizes = split_sizes(config["datasets"][cfg["dataset"]])
+        params = E.count_parameters(config)
+        both = 6.0 * params                       # forward + backward of a fully connected net, per image
+        steps = {"sgd": cfg["sgd_epochs"], "langevin": cfg["langevin_steps"], "gd": cfg["gd_steps"]}
+        for dynamics in cfg["dynamics"]:          # SGD: an epoch is one full pass
+            passes = steps[dynamics] + cfg["descent_max_steps"] + params * HVP_FACTOR
+            out[E.NAME]["jobs"] += 1
+            out[E.NAME]["flop"] += cfg["members"] * (passes * sizes["train"] * both + sizes["test"] * both / 3)
+    if config.get("deep_linear"):
+        cfg = config["deep_linear"]
+        params = cfg["hidden"] * (cfg["inputs"] + 1)
+        passes = cfg["epochs"] + cfg["descent_max_steps"] + params * HVP_FACTOR
+        out[E.NAME]["jobs"] += len(cfg["inits"]) + 1
+        out[E.NAME]["flop"] += len(cfg["inits"]) * cfg["members"] * passes * cfg["examples"] * 6.0 * params
     return dict(out)
 
 
@@ -184,9 +203,9 @@ def main() -> None:
         r = rows[family.NAME]
         seconds = r["flop"] / (args.tflops * 1e12) + args.overhead * r["jobs"]
         total_s += seconds
-        print(f"{family.NAME:<13}{r['jobs']:>6}{r['flop'] / 1e15:>10.2f}{seconds / 60:>9.1f}")
+        print(f"{family.NAME:<13}{r['jobs']:>6}{r['flop'] / 1e15:>10.3f}{seconds / 60:>9.1f}")
     print(f"{'total':<13}{sum(r['jobs'] for r in rows.values()):>6}"
-          f"{sum(r['flop'] for r in rows.values()) / 1e15:>10.2f}{total_s / 60:>9.1f}")
+          f"{sum(r['flop'] for r in rows.values()) / 1e15:>10.3f}{total_s / 60:>9.1f}")
 
 
 if __name__ == "__main__":

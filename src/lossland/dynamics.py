@@ -128,7 +128,11 @@ def gradient_noise_variance(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor
     gens = gens or generators(generator_seeds or range(m))
     idx = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(y.device).view(m, chunks, n // chunks)
     grads = _chunk_grads(ensemble, x, y, idx, loss, weight_decay)
-    return grads.mean(1), grads.var(1, unbiased=True)
+    mean = grads.mean(1)
+    # the unbiased variance across the minibatches, written out: Tensor.var over the middle axis of
+    # (M, C, P) is ~50x slower on the CPU
+    var = (grads - mean.unsqueeze(1)).square_().sum(1).div_(chunks - 1)
+    return mean, var
 
 
 def langevin(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor, *, lr: float, steps: int, seeds: Sequence[int],

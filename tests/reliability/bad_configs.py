@@ -87,6 +87,13 @@ CATALOGUE = [
     BadConfig("curves-one-point", _set("curves", points=1), "curves.points"),
     BadConfig("walk-batch-above-samples", _set("walk", batch_sizes=[100]), "walk.batch_sizes"),
     BadConfig("walk-unknown-study", _set("walk", study="switch_study"), "walk.study"),
+    # entropy (zhang2018)
+    BadConfig("entropy-wrong-parameter-count", _set("entropy", parameters=1000), "entropy.parameters"),
+    BadConfig("entropy-ten-class-data", _set("entropy", dataset="tiny"), "entropy.dataset"),
+    BadConfig("entropy-unknown-dynamics", _set("entropy", dynamics=["sgd", "adam"]), "entropy.dynamics"),
+    BadConfig("entropy-chunks-do-not-divide", _set("entropy", noise_chunks=7), "entropy.noise_chunks"),
+    BadConfig("deep-linear-overdetermined", _set("deep_linear", examples=20), "deep_linear.examples"),
+    BadConfig("deep-linear-unknown-init", _set("deep_linear", inits=["orthogonal"]), "deep_linear.inits"),
     # cluster resources
     BadConfig("resources-zero-memory", lambda c: c.update(resources={"train": {"runtime": 60, "mem_mb": 0}}),
               "resources.train.mem_mb"),

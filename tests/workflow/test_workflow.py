@@ -17,7 +17,9 @@ RUNS = {"mlp_sgd-lr0.1_init0", "mlp_adam-lr0.01_init0", "mlp_adam-lr0.02_init0",
 FIGURES = ["fig4_optimizer_accuracy", "fig7_switching", "fig9_rk2_training", "fig11_exotic_inits",
            "optimizer_study_learning_curves", "rk2_study_learning_curves", "init_study_learning_curves",
            "switch_study_learning_curves", "hessian_density", "hessian_sharpness", "hessian_negative_fraction",
-           "dinh_alpha_scale", "dinh_reparametrizations", "curve_profiles", "curve_plane", "sgd_walk"]
+           "dinh_alpha_scale", "dinh_reparametrizations", "curve_profiles", "curve_plane", "sgd_walk",
+           "zhang_fig1_entropy_by_dynamics", "zhang_fig2_entropy_test_error", "zhang_fig3_deep_linear_balanced",
+           "zhang_fig4_deep_linear_unbalanced", "zhang_fig5_trace_entropy"]
 LANDSCAPE_FIGURES = ["fig2_init_final", "fig3_bilinear", "fig5_interpolation", "fig6_distance", "fig10_beyond_final",
                      "table1_optimizer_grid", "fig7_switching_interpolation", "random_plane", "pca_plane"]
 LINE_COLUMNS = {"start", "end", "alpha", "split", "loss", "accuracy"}
@@ -353,6 +355,31 @@ def test_changing_curve_settings_reruns_only_the_curves(finished):
                                  "plot_curve_plane": 1, "findings": 1, "all": 1}
     out = dry_run(finished, edited(lambda c: c["walk"].update(steps=5)))
     assert planned_jobs(out) == {"sgd_walk": 2, "gather_walk": 1, "plot_sgd_walk": 1, "findings": 1, "all": 1}
+
+
+def test_entropy_tables_follow_the_data_contract(finished):
+    tables = finished / "results" / "tables"
+    solutions = pd.read_parquet(tables / "entropy_solutions.parquet")
+    assert list(solutions.columns[:6]) == ["run", "method", "member", "entropy", "neg_log_trace", "test_error"]
+    assert sorted(solutions["run"]) == sorted(f"{m}-{k}" for m in ("sgd", "langevin", "gd") for k in range(4))
+    assert solutions.groupby("member")["init_seed"].nunique().eq(1).all()   # one init per member in every dynamics
+    spectra = pd.read_parquet(tables / "entropy_spectra.parquet")
+    assert spectra.groupby("run").size().eq(1320).all()
+    students = pd.read_parquet(tables / "deep_linear_solutions.parquet")
+    assert {"run", "method", "entropy", "neg_log_trace", "test_error", "gen_error", "init"} <= set(students.columns)
+    assert set(students["init"]) == {"balanced", "unbalanced"} and (students["kept"] == 6).all()
+    drift = pd.read_parquet(tables / "deep_linear_drift.parquet")
+    assert set(drift["method"]) == {"gd", "sgd"} and set(drift["lr"]) == {0.005, 0.01}
+
+
+def test_changing_an_entropy_setting_reruns_only_its_job(finished):
+    out = dry_run(finished, edited(lambda c: c["entropy"].update(langevin_steps=12)))
+    assert planned_jobs(out) == {"entropy_dynamics": 1, "gather_entropy": 1, "plot_zhang_fig1_entropy_by_dynamics": 1,
+                                 "plot_zhang_fig2_entropy_test_error": 1, "findings": 1, "all": 1}
+    out = dry_run(finished, edited(lambda c: c["deep_linear"]["drift"].update(records=4)))
+    assert planned_jobs(out) == {"deep_linear_drift": 1, "gather_deep_linear": 1,
+                                 "plot_zhang_fig3_deep_linear_balanced": 1, "plot_zhang_fig4_deep_linear_unbalanced": 1,
+                                 "plot_zhang_fig5_trace_entropy": 1, "findings": 1, "all": 1}
 
 
 def test_bad_config_stops_before_any_job(tmp_path):

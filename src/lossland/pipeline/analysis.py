@@ -43,15 +43,12 @@ def check_section(config: Mapping[str, Any], section: str) -> tuple[list[str], d
     if not cfg:
         return [], None
     name = cfg["study"]
-    from .families import present_sections
-
     if not config.get(name):
+        from .families import present_sections
+
         return [f"{section}.study: {name!r} is not configured; configured studies: "
                 f"{', '.join(present_sections(config, trains=True)) or 'none'}"], None
     study = config[name]
-    if "models" not in study:
-        return [f"{section}.study: {name!r} trains no runs of the shared run table; allowed: "
-                f"{', '.join(s for s in present_sections(config, trains=True) if 'models' in config[s])}"], None
     problems = []
     for key, allowed in (("models", study["models"]), ("init_seeds", study.get("init_seeds") or [0]),
                          ("optimizers", study_optimizers(study))):

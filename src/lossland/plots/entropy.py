@@ -128,6 +128,7 @@ def entropy_test_error(solutions: pd.DataFrame, optimizers: Sequence[str] | None
                         {"color": colors[m], "marker": "o", "ls": "--", "lw": 1.2}))
     ax.set_xlabel("entropy S = −(1/2P) Σ log λ")
     ax.set_ylabel("test error (%)")
+    ax.set_title(f"{len(good)} solutions on {int(good['member'].nunique()) if len(good) else 0} inits", fontsize=9)
     if good.empty:
         mark_no_finite_values(ax)
     legend_outside(ax, [("dynamics (dashed: least squares)", entries)], fontsize=8)
@@ -226,6 +227,7 @@ def trace_entropy(solutions: pd.DataFrame, optimizers: Sequence[str] | None = No
                         {"color": INIT_COLORS[init], "marker": "o", "ls": "--", "lw": 1.2}))
     ax.set_xlabel("entropy S (top N eigenvalues)")
     ax.set_ylabel("−log trace of the Hessian")
+    ax.set_title(f"{len(good)} deep linear students", fontsize=9)
     if good.empty:
         mark_no_finite_values(ax)
     legend_outside(ax, [("students (dashed: least squares)", entries)], fontsize=8)

@@ -419,7 +419,7 @@ def pearson(x, y) -> float:
     keep = np.isfinite(x) & np.isfinite(y)
     if keep.sum() < 3 or np.std(x[keep]) == 0 or np.std(y[keep]) == 0:
         return math.nan
-    return float(np.corrcoef(x[keep], y[keep])[0, 1])
+    return round(float(np.corrcoef(x[keep], y[keep])[0, 1]), 12)  # ±1 exactly for an exact line
 
 
 def spearman(x, y) -> float:
