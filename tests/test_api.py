@@ -88,6 +88,7 @@ def test_readme_library_examples_run(monkeypatch):
     assert namespace["state"].records[-1]["epoch"] == 2
     assert len(namespace["lam"]) == 5 and namespace["tr"].estimate == namespace["tr"].estimate
     assert len(namespace["plane"]) == 121 and len(namespace["line"]) == 26
+    assert len(namespace["spectrum"]) == 1320 and namespace["entropy"] == namespace["entropy"]  # finite, not NaN
     assert abs(namespace["fd"]["functional_distance"].iloc[0]) < 1e-5  # the reference itself
     sweep = namespace["sweep"]
     assert sweep["max_output_diff"].max() < 1e-4 and sweep["top_eigenvalue"].iloc[-1] > 1e4 * sweep["top_eigenvalue"].iloc[1]

@@ -55,8 +55,8 @@ def generators(seeds: Sequence[int]) -> list[torch.Generator]:
 def _log(trace: Trace, step: int, loss: torch.Tensor, grad: torch.Tensor) -> None:
     norms = grad.norm(dim=1).tolist()
     maxes = grad.abs().amax(dim=1).tolist()
-    for i, (l, n, m) in enumerate(zip(loss.tolist(), norms, maxes)):
-        trace.rows.append((step, i, l, n, m))
+    for i, (value, n, m) in enumerate(zip(loss.tolist(), norms, maxes)):
+        trace.rows.append((step, i, value, n, m))
 
 
 def _bar(total: int, desc: str, progress: bool):
@@ -105,16 +105,6 @@ def sgd(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor, *, lr: float, epoc
     return trace
 
 
-def _chunk_grads(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, loss: str,
-                 weight_decay: float) -> torch.Tensor:
-    """``(M, C, P)``: every member's gradient on each of its ``C`` minibatches ``idx (M, C, B)``."""
-    m, c, b = idx.shape
-    flat = ensemble.flat.unsqueeze(1).expand(m, c, -1).reshape(m * c, -1)
-    flat_idx = idx.reshape(m * c, b)
-    _, grad = ensemble.loss_and_grad(x[flat_idx], y[flat_idx], loss, weight_decay, flat=flat)
-    return grad.view(m, c, -1)
-
-
 def gradient_noise_variance(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor, *, chunks: int = 10,
                             generator_seeds: Sequence[int] | None = None, loss: str = "bce",
                             weight_decay: float = 0.0, gens: Sequence[torch.Generator] | None = None
@@ -126,8 +116,8 @@ def gradient_noise_variance(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor
     if n % chunks:
         raise ValueError(f"{n} examples do not split into {chunks} equal minibatches")
     gens = gens or generators(generator_seeds or range(m))
-    idx = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(y.device).view(m, chunks, n // chunks)
-    grads = _chunk_grads(ensemble, x, y, idx, loss, weight_decay)
+    order = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(y.device)
+    grads = ensemble.chunk_grads(x, y, order, chunks, loss, weight_decay)
     mean = grads.mean(1)
     # the unbiased variance across the minibatches, written out: Tensor.var over the middle axis of
     # (M, C, P) is ~50x slower on the CPU

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from families.test_entropy_captions import drift_table, solutions_table, students_table, tables
 from tiny import TINY
 
 import lossland
+from families.test_entropy_captions import drift_table, solutions_table, students_table, tables
 from lossland.pipeline import config as C
 from lossland.pipeline import findings as FD
 from lossland.pipeline.families import entropy as en

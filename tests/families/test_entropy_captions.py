@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT
-from families.test_connectivity_captions import parse_rst
 from tiny import TINY
 
+from families.test_connectivity_captions import parse_rst
 from lossland.pipeline import captions
 from lossland.pipeline import config as C
 from lossland.pipeline import families as F

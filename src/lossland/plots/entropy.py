@@ -20,8 +20,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from ..pipeline.families.entropy import (DYNAMICS, DYNAMICS_LABELS, bootstrap_correlation, dynamics_summary,
-                                         linear_fit, paired_difference, pearson, spearman, usable)
+from ..pipeline.families.entropy import (
+    DYNAMICS,
+    DYNAMICS_LABELS,
+    bootstrap_correlation,
+    dynamics_summary,
+    linear_fit,
+    paired_difference,
+    pearson,
+    spearman,
+    usable,
+)
 from ._common import legend_outside, mark_no_finite_values, significant
 from .style import new_figure, optimizer_colors
 

@@ -65,7 +65,8 @@ def input_shape(config: Config, dataset: str) -> tuple[int, int, int]:
 
 def count_parameters(config: Config) -> int:
     """The number of parameters of the ``entropy`` section's model on its data set's images."""
-    from ...models import build_model, count_parameters as count
+    from ...models import build_model
+    from ...models import count_parameters as count
 
     cfg = config["entropy"]
     return count(build_model(config["models"][cfg["model"]], input_shape(config, cfg["dataset"]), 2))
@@ -238,7 +239,6 @@ def run_dynamics(train: tuple, test: tuple, params: Mapping[str, Any], device=No
     """One dynamics job: the ensemble trained, descended to the tolerance, and every solution's
     exact Hessian. Returns ``{"solutions", "spectra", "history"}`` DataFrames."""
     import pandas as pd
-    import torch
 
     from ... import dynamics as D
     from ...curvature.entropy import exact_spectrum, spectrum_summary
