@@ -156,3 +156,23 @@ def test_landscape_graph_falls_back_for_a_model_that_syncs():
     assert np.allclose(loop["loss"], auto["loss"], rtol=1e-6)
     with pytest.raises(RuntimeError):
         lossland.interpolate(model, start, end, alphas, (x, y), engine="graph")
+
+
+def test_ensemble_dynamics_on_cuda_follow_the_cpu():
+    """zhang2018's ensembles: the same seeds give the same SGD and Langevin paths on the GPU as on
+    the CPU (to float32 rounding), the generators staying on the CPU."""
+    from lossland import dynamics
+    from lossland.ensemble import Ensemble
+    from lossland.models.mlp import MLP
+
+    torch.manual_seed(0)
+    nets = [MLP(108, 1, hidden=(10, 10, 10), output_bias=False) for _ in range(8)]
+    x, y = torch.randn(100, 108), (torch.rand(100) > 0.5).float()
+    out = {}
+    for device in ("cpu", "cuda"):
+        ens = Ensemble.from_models(nets)
+        ens.flat = ens.flat.to(device)
+        dynamics.sgd(ens, x.to(device), y.to(device), lr=0.1, epochs=3, batch_size=20, seeds=range(8))
+        dynamics.langevin(ens, x.to(device), y.to(device), lr=0.05, steps=5, seeds=range(8), chunks=5)
+        out[device] = ens.flat.cpu()
+    torch.testing.assert_close(out["cuda"], out["cpu"], rtol=1e-4, atol=1e-5)

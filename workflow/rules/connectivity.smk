@@ -65,7 +65,7 @@ rule gather_curves:
     benchmark:
         paths.benchmark("gather_curves", "curves")
     run:
-        lconn.gather_tables(input, output, "curve", lconn.CURVE_TABLES, log[0])
+        ltables.gather_prefixed(input, output, "curve", lconn.CURVE_TABLES, log[0])
 
 
 rule gather_walk:
@@ -79,4 +79,4 @@ rule gather_walk:
     benchmark:
         paths.benchmark("gather_walk", "walk")
     run:
-        lconn.gather_tables(input, output, "walk", lconn.WALK_TABLES, log[0])
+        ltables.gather_prefixed(input, output, "walk", lconn.WALK_TABLES, log[0])

@@ -81,7 +81,7 @@ rule gather_entropy:
     benchmark:
         paths.benchmark("gather_entropy", "entropy")
     run:
-        lentropy.gather_tables(input, output, "entropy", lentropy.DYNAMICS_TABLES, log[0])
+        ltables.gather_prefixed(input, output, "entropy", lentropy.DYNAMICS_TABLES, log[0])
 
 
 rule gather_deep_linear:
@@ -95,4 +95,4 @@ rule gather_deep_linear:
     benchmark:
         paths.benchmark("gather_deep_linear", "deep_linear")
     run:
-        lentropy.gather_tables(input, output, "deep_linear", (*lentropy.STUDENT_TABLES, "drift"), log[0])
+        ltables.gather_prefixed(input, output, "deep_linear", (*lentropy.STUDENT_TABLES, "drift"), log[0])

@@ -30,3 +30,17 @@ def gather(parts: Sequence[str], out: str, finish: Callable | None = None, *, lo
         Path(log).parent.mkdir(parents=True, exist_ok=True)
         Path(log).write_text(f"{out}: {len(table)} rows from {len(parts)} tables\n")
     return table
+
+
+def gather_prefixed(inputs: Mapping[str, Sequence[str]], outputs: Mapping[str, str], prefix: str,
+                    names: Sequence[str], log: str | None = None) -> None:
+    """A family's gather rule: for every job table ``t`` of ``names``, the parts ``inputs[t]`` into
+    ``outputs["<prefix>_<t>"]`` (:func:`gather`); one summary line per table to ``log``."""
+    lines = []
+    for t in names:
+        table = gather(inputs[t], outputs[f"{prefix}_{t}"])
+        lines.append(f"{outputs[f'{prefix}_{t}']}: {len(table)} rows from {len(inputs[t])} jobs\n")
+    if log:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        Path(log).write_text("".join(lines))
+

@@ -122,28 +122,40 @@ def _correlation_text(x, y) -> str:
     return f"Pearson {significant(pearson(x, y), 2)}, Spearman {significant(spearman(x, y), 2)}"
 
 
+def _grouped_scatter(good: pd.DataFrame, by: str, groups: Sequence[tuple[str, str, str]], x: str, y: str, *,
+                     y_scale: float, labels: tuple[str, str], title: str, legend: str, suptitle: str):
+    """One panel: ``y`` (×``y_scale``) against ``x``, one colour per group ``(value of by, label, colour)``,
+    each with its least-squares line (dashed) and its correlations in the legend."""
+    fig, axes = new_figure(1, 1, figsize=(8.6, 4.8))
+    ax = axes[0, 0]
+    entries = []
+    for value, label, color in groups:
+        part = good[good[by] == value]
+        _scatter_fit(ax, part[x], y_scale * part[y], color)
+        entries.append((f"{label}: {_correlation_text(part[x], part[y])}",
+                        {"color": color, "marker": "o", "ls": "--", "lw": 1.2}))
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_title(title, fontsize=9)
+    if good.empty:
+        mark_no_finite_values(ax)
+    legend_outside(ax, [(legend, entries)], fontsize=8)
+    fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def entropy_test_error(solutions: pd.DataFrame, optimizers: Sequence[str] | None = None):
     """Every solution's test error against its entropy, one colour per dynamics, with each
     dynamics' least-squares line (dashed); the correlations in the legend."""
     colors = dynamics_colors(optimizers)
     good = usable(solutions)
-    fig, axes = new_figure(1, 1, figsize=(8.6, 4.8))
-    ax = axes[0, 0]
-    entries = []
-    for m in _methods(good):
-        part = good[good["method"] == m]
-        _scatter_fit(ax, part["entropy"], 100 * part["test_error"], colors[m])
-        entries.append((f"{DYNAMICS_LABELS[m]}: {_correlation_text(part['entropy'], part['test_error'])}",
-                        {"color": colors[m], "marker": "o", "ls": "--", "lw": 1.2}))
-    ax.set_xlabel("entropy S = −(1/2P) Σ log λ")
-    ax.set_ylabel("test error (%)")
-    ax.set_title(f"{len(good)} solutions on {int(good['member'].nunique()) if len(good) else 0} inits", fontsize=9)
-    if good.empty:
-        mark_no_finite_values(ax)
-    legend_outside(ax, [("dynamics (dashed: least squares)", entries)], fontsize=8)
-    fig.suptitle("zhang2018 Fig 2: entropy against test error (wider minima, lower error?)", fontsize=10)
-    fig.tight_layout()
-    return fig
+    groups = [(m, DYNAMICS_LABELS[m], colors[m]) for m in _methods(good)]
+    inits = int(good["member"].nunique()) if len(good) else 0
+    return _grouped_scatter(good, "method", groups, "entropy", "test_error", y_scale=100.0,
+                            labels=("entropy S = −(1/2P) Σ log λ", "test error (%)"),
+                            title=f"{len(good)} solutions on {inits} inits", legend="dynamics (dashed: least squares)",
+                            suptitle="zhang2018 Fig 2: entropy against test error (wider minima, lower error?)")
 
 
 def entropy_test_error_numbers(solutions: pd.DataFrame, optimizers: Sequence[str] | None = None) -> dict[str, str]:
@@ -225,24 +237,12 @@ def deep_linear_unbalanced_numbers(solutions: pd.DataFrame, optimizers: Sequence
 
 def trace_entropy(solutions: pd.DataFrame, optimizers: Sequence[str] | None = None):
     """Fig 5: −log trace against entropy for every student, one colour per kind of init."""
-    fig, axes = new_figure(1, 1, figsize=(8.4, 4.8))
-    ax = axes[0, 0]
     good = usable(solutions)
-    entries = []
-    for init in [i for i in INIT_COLORS if i in set(good["init"])]:
-        part = good[good["init"] == init]
-        _scatter_fit(ax, part["entropy"], part["neg_log_trace"], INIT_COLORS[init])
-        entries.append((f"{INIT_LABELS[init]}: {_correlation_text(part['entropy'], part['neg_log_trace'])}",
-                        {"color": INIT_COLORS[init], "marker": "o", "ls": "--", "lw": 1.2}))
-    ax.set_xlabel("entropy S (top N eigenvalues)")
-    ax.set_ylabel("−log trace of the Hessian")
-    ax.set_title(f"{len(good)} deep linear students", fontsize=9)
-    if good.empty:
-        mark_no_finite_values(ax)
-    legend_outside(ax, [("students (dashed: least squares)", entries)], fontsize=8)
-    fig.suptitle("zhang2018 Fig 5: −log trace tracks the entropy", fontsize=10)
-    fig.tight_layout()
-    return fig
+    groups = [(i, INIT_LABELS[i], INIT_COLORS[i]) for i in INIT_COLORS if i in set(good["init"])]
+    return _grouped_scatter(good, "init", groups, "entropy", "neg_log_trace", y_scale=1.0,
+                            labels=("entropy S (top N eigenvalues)", "−log trace of the Hessian"),
+                            title=f"{len(good)} deep linear students", legend="students (dashed: least squares)",
+                            suptitle="zhang2018 Fig 5: −log trace tracks the entropy")
 
 
 def trace_entropy_numbers(solutions: pd.DataFrame, optimizers: Sequence[str] | None = None) -> dict[str, str]:

@@ -22,13 +22,11 @@ Rules: ``workflow/rules/connectivity.smk``; tables ``curve_profiles``, ``curve_p
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .. import analysis, paths
 from ..family import Config, Figure
 from ..runs import run_ids
-from ..tables import gather
 
 NAME = "connectivity"
 SECTIONS = ("curves", "walk")
@@ -289,18 +287,6 @@ def run_walk(model, data: tuple, params: Mapping[str, Any], progress: bool = Fal
     ids = {"walk": params["walk"], "run": run["run"], "model": run["model"], "optimizer": run["optimizer"],
            "seed": run["seed"], "from_epoch": params["epoch"]}
     return {"segments": with_ids(result.segments, ids), "steps": with_ids(result.steps, ids)}
-
-
-def gather_tables(inputs: Mapping[str, Sequence[str]], outputs: Mapping[str, str], prefix: str,
-                  names: Sequence[str], log: str | None = None) -> None:
-    """Rules ``gather_curves`` / ``gather_walk``: every job's tables into one table each."""
-    lines = []
-    for t in names:
-        table = gather(inputs[t], outputs[f"{prefix}_{t}"])
-        lines.append(f"{outputs[f'{prefix}_{t}']}: {len(table)} rows from {len(inputs[t])} jobs\n")
-    if log:
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
-        Path(log).write_text("".join(lines))
 
 
 # --------------------------------------------------------------------------- measures

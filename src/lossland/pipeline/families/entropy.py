@@ -23,12 +23,10 @@ Rules: ``workflow/rules/entropy.smk``; tables ``entropy_solutions``, ``entropy_s
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from .. import paths
 from ..family import Config, Figure
-from ..tables import gather
 
 NAME = "entropy"
 SECTIONS = ("entropy", "deep_linear")
@@ -202,18 +200,6 @@ def student_files(config: Config) -> dict[str, list[str]]:
         return {}
     out = {t: [student_path(i, t) for i in config["deep_linear"]["inits"]] for t in STUDENT_TABLES}
     return {**out, "drift": [drift_path()]}
-
-
-def gather_tables(inputs: Mapping[str, Sequence[str]], outputs: Mapping[str, str], prefix: str,
-                  names: Sequence[str], log: str | None = None) -> None:
-    """Rules ``gather_entropy`` / ``gather_deep_linear``: every job's tables into one table each."""
-    lines = []
-    for t in names:
-        table = gather(inputs[t], outputs[f"{prefix}_{t}"])
-        lines.append(f"{outputs[f'{prefix}_{t}']}: {len(table)} rows from {len(inputs[t])} jobs\n")
-    if log:
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
-        Path(log).write_text("".join(lines))
 
 
 # --------------------------------------------------------------------------- one job
