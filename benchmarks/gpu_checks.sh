@@ -3,7 +3,7 @@
 # GPU smoke preset (config/gpu-smoke.yaml: every family, full-width NIN and VGG).
 #   bash benchmarks/gpu_checks.sh [OUTDIR]        STAGES="tests preset" by default
 # stages: tests, preset, train (epoch times of full-width NIN and VGG, ratio to the
-# forward+backward limit), surface, hessian (bench = both), smoke (default config's
+# forward+backward limit), surface, hessian, ensemble (bench = all three), smoke (default config's
 # optimizer study + Hessian stage), landscape. Each stage has its own timeout; run the
 # long ones in separate calls where a call's time is limited (preset: up to 10 min).
 set -uo pipefail
@@ -20,6 +20,10 @@ if [[ $stages == *surface* || $stages == *bench* ]]; then
 fi
 if [[ $stages == *tests* ]]; then
   timeout 240 python3 -m pytest -q -rs tests/test_cuda.py 2>&1 | tail -30 | tee "$out/tests.txt"
+fi
+if [[ $stages == *ensemble* || $stages == *bench* ]]; then
+  # zhang2018's ensembles on the GPU against the sequential loop, vmap and the matmul limit
+  timeout 240 python3 benchmarks/ensemble.py --device cuda --members 64,256 --steps 50 2>&1 | tee "$out/ensemble_cuda.txt"
 fi
 if [[ $stages == *hessian* || $stages == *bench* ]]; then
   timeout 300 python3 benchmarks/hessian.py --device cuda --n 1000 --repeats 1 2>&1 | tee "$out/hessian_cuda.txt"
