@@ -23,7 +23,7 @@ if [[ $stages == *tests* ]]; then
 fi
 if [[ $stages == *ensemble* || $stages == *bench* ]]; then
   # zhang2018's ensembles on the GPU against the sequential loop, vmap and the matmul limit
-  timeout 240 python3 benchmarks/ensemble.py --device cuda --members 64,256 --steps 50 2>&1 | tee "$out/ensemble_cuda.txt"
+  timeout 240 python3 benchmarks/ensemble.py --device cuda --members 64,256 2>&1 | tee "$out/ensemble_cuda.txt"
 fi
 if [[ $stages == *hessian* || $stages == *bench* ]]; then
   timeout 300 python3 benchmarks/hessian.py --device cuda --n 1000 --repeats 1 2>&1 | tee "$out/hessian_cuda.txt"
