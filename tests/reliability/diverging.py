@@ -1,5 +1,6 @@
 """A tiny config where runs diverge: sgd's grid holds a rate of 1000 (selection must not pick
-it) and `sgd-huge` (lr 10⁴, no grid) is chosen and analysed by every family downstream."""
+it) and `sgd-huge` (lr 10⁴, no grid) is chosen and analysed by every family downstream; the
+entropy section's ensembles run at lr 10⁴."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tiny import TINY
 DIVERGING_RUN = "mlp_sgd-huge-lr10000_init0"
 
 DIVERGING = copy.deepcopy(TINY)
-DIVERGING["models"] = {"mlp": TINY["models"]["mlp"]}
+DIVERGING["models"] = {"mlp": TINY["models"]["mlp"], "zhang": TINY["models"]["zhang"]}
 DIVERGING["optimizers"] = {"sgd": {"algorithm": "sgd", "lr": 0.1}, "sgd-huge": {"algorithm": "sgd", "lr": 1.0e4},
                            "adam": {"algorithm": "adam", "lr": 0.01}}
 DIVERGING["optimizer_study"] = {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "sgd-huge", "adam"],
@@ -24,3 +25,5 @@ DIVERGING["landscape"] = {**TINY["landscape"], "optimizers": ["sgd", "sgd-huge"]
                           "kinds": ["init_final", "final_final", "distance", "random_plane", "barycentric", "pca"]}
 DIVERGING["landscape"].pop("bilinear_optimizers")
 DIVERGING["reparam"] = {**TINY["reparam"], "models": ["mlp"], "optimizers": ["sgd-huge"], "bn_scale": []}
+# zhang2018's ensembles at a rate that makes every member diverge: recorded, the Hessians skipped
+DIVERGING["entropy"] = {**TINY["entropy"], "lr": 1.0e4}

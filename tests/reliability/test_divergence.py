@@ -73,3 +73,14 @@ def test_analyses_of_the_diverged_run_are_nan_and_the_others_finite(diverged):
         assert finite[GOOD_RUN] and not finite[DIVERGING_RUN], kind
     sweep = table(results, "reparam_sweep")
     assert set(sweep["run"]) == {DIVERGING_RUN} and not np.isfinite(sweep["top_eigenvalue"]).any()
+
+
+def test_diverged_ensemble_members_are_recorded_and_the_figures_say_so(diverged):
+    results = diverged / "results"
+    solutions = table(results, "entropy_solutions")
+    assert solutions["diverged"].all() and solutions["entropy"].isna().all() and (solutions["kept"] == 0).all()
+    assert len(table(results, "entropy_spectra")) == 0
+    findings = table(results, "findings").set_index("finding")
+    assert findings.loc["sgd_wider_than_langevin", "verdict"] == "not run at this scale"
+    assert (results / "figures" / "zhang_fig1_entropy_by_dynamics.png").stat().st_size > 10_000
+
