@@ -149,12 +149,13 @@ def test_every_cluster_job_went_through_sbatch(slurm_run):
     figures = len(list((results / "figures").glob("*.png")))
     batched = {"landscape_shards": shards, "figures": figures}
     assert set(batched) == set(BATCH_SIZES)
-    batches = {group: -(-n // BATCH_SIZES[group]) for group, n in batched.items()}
-    for group, count in batches.items():
-        assert len([j for j in jobs if j["comment"].startswith(f"rule_{group}_")]) == count, listing(jobs)
+    batches = {group: len([j for j in jobs if j["comment"].startswith(f"rule_{group}_")]) for group in batched}
+    for group, n in batched.items():   # at most ceil(n / size) sbatch jobs (Snakemake may pack the ready ones into fewer)
+        assert 1 <= batches[group] <= -(-n // BATCH_SIZES[group]), listing(jobs)
     assert len(jobs) == len(single) + sum(batches.values())
-    report("sbatch submissions", f"{len(jobs)} with batches ({len(single) - 1} single jobs, 1 retry, the batches of "
-           f"{shards} shards and {figures} figures); {len(single) - 1 + shards + figures} without batches")
+    report("sbatch submissions", f"{len(jobs)} with batches ({len(single) - 1} single jobs, 1 retry, "
+           f"{batches['landscape_shards']} batches of {shards} shards and {batches['figures']} of {figures} figures); "
+           f"{len(single) - 1 + shards + figures} without batches")
 
 
 def test_jobs_ask_for_the_rules_resources(slurm_run):
