@@ -212,12 +212,11 @@ def member_seed(*parts) -> int:
 
 
 def _history(trace, phase: str, ids: Mapping[str, Any], offset: int = 0):
+    from ..tables import with_ids
+
     table = trace.table()
     table["step"] += offset
-    table.insert(0, "phase", phase)
-    for i, (k, v) in enumerate(ids.items()):
-        table.insert(i, k, v)
-    return table
+    return with_ids(table, {**ids, "phase": phase})
 
 
 def run_dynamics(train: tuple, test: tuple, params: Mapping[str, Any], device=None, progress: bool = False
