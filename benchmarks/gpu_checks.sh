@@ -14,9 +14,12 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu.txt"
 if [[ $stages == *surface* || $stages == *bench* ]]; then
-  # the zoo (nin-bn, vgg, cnn, mlp, resnet), with the loop/vmap/graph engines on a 4x4 sub-grid
+  # the zoo (nin-bn, vgg, cnn, mlp, resnet) and lossland's ResNet-20, with the loop/vmap/graph engines on a 4x4 sub-grid
   timeout 240 python3 benchmarks/surface_throughput.py --device cuda --grid 5 --images 1000 --repeats 2 --engines \
-      2>&1 | tee "$out/surface_cuda.txt"
+      --models nin-bn,vgg,cnn,mlp,resnet,resnet20 2>&1 | tee "$out/surface_cuda.txt"
+  # Li et al.'s 51x51 ResNet-56 / -noshort surfaces on 50 000 images, extrapolated from 5000 (goal: under 10 min)
+  timeout 180 python3 benchmarks/surface_throughput.py --device cuda --grid 5 --images 5000 --repeats 2 \
+      --models resnet56,resnet56-noshort --li-surface --skip-loss-landscapes 2>&1 | tee "$out/surface_li_cuda.txt"
 fi
 if [[ $stages == *tests* ]]; then
   timeout 240 python3 -m pytest -q -rs tests/test_cuda.py 2>&1 | tail -30 | tee "$out/tests.txt"

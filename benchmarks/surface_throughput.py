@@ -5,9 +5,10 @@ model and a summary table.
 
     python benchmarks/surface_throughput.py [--models nin-bn,vgg,cnn,mlp,resnet] [--device cpu|cuda]
                                             [--grid 5] [--images 1000] [--threads N] [--repeats 2]
-                                            [--skip-loss-landscapes] [--engines]
+                                            [--skip-loss-landscapes] [--engines] [--li-surface]
 
-``--models`` takes names of :data:`zoo.ZOO` and lossland specs (``nin:0.25``, ``mlp:256``).
+``--models`` takes names of :data:`zoo.ZOO`, of :data:`zoo.RESNETS` (``resnet20``, ``resnet56``,
+``resnet56-noshort``) and lossland specs (``nin:0.25``, ``mlp:256``).
 Each model comes from :func:`zoo.build` (seed 0, eval mode, contiguous NCHW: as a user
 passes it) and is evaluated on ``--images`` embedded CIFAR-10 training images. What is timed:
 
@@ -32,6 +33,13 @@ passes it) and is evaluated on ``--images`` embedded CIFAR-10 training images. W
   limit; omitted where there is nothing to fold or fuse.
 * engines (``--engines``): ours with ``engine=loop``, ``vmap`` and (CUDA) ``graph`` on a
   2×2 sub-grid on the CPU, 4×4 on CUDA (the ``auto`` rule's evidence).
+* Li et al.'s surface (``--li-surface``; ``--models`` then defaults to
+  ``resnet56,resnet56-noshort``): for those two models, the time of Li et al. 2018's full
+  surface, 51×51 = 2601 points on the 50 000 CIFAR-10 training images, extrapolated from the
+  points/s measured on ``--images`` (the time of a point taken proportional to the images):
+  points/s × images / 50 000 is the full-data rate, 2601 points over it the seconds, for
+  ours and for the forward-only limit; printed next to Li et al.'s published ~5.5 s per
+  point (2601 × 5.5 s ≈ 4 GPU-hours) and the goal, under 10 minutes on one H100-class GPU.
 
 Timings are the best of ``--repeats`` interleaved rounds, after a warm-up (ours on the
 sub-grid, every forward once), so that other load on the machine shows as little, and as
@@ -57,6 +65,10 @@ from lossland.runtime import configure, pick_device
 CHUNKS = (64, 128, 256, 512, 1024)
 GOAL_LIMIT = 0.8  # ours / limit
 GOAL_LL = 1.0  # ours / loss-landscapes
+# Li et al. 2018's ResNet-56 surfaces: 51x51 points on the CIFAR-10 training set, ~5.5 s a point
+LI_MODELS = ("resnet56", "resnet56-noshort")
+LI_GRID, LI_IMAGES, LI_S_PER_POINT = 51, 50_000, 5.5
+LI_GOAL_S = 600.0  # under 10 minutes on one H100-class GPU
 
 
 def bench_model(name, args, ds, x, y, device):
@@ -196,12 +208,12 @@ def bench_model(name, args, ds, x, y, device):
     return {"model": name, "params": params, "ours": rate_ours, "ll": rate_ll,
             "ll_note": "skipped" if args.skip_loss_landscapes else "n/a" if rate_ll is None else "",
             "limit": rate_limit, "limit_at": f"{limit_key[0]}{'/graph' if limit_key[1] else ''}/{limit_key[2]}",
-            "naive": 1.0 / t_naive}
+            "naive": 1.0 / t_naive, "images": n}
 
 
 def summary(rows) -> None:
     print("\nsummary (points/s; limit: best plain no-grad forward, format/chunk beside it)")
-    head = (f"{'model':<12}{'parameters':>11}{'ours':>10}{'loss-l.':>10}{'limit':>10}  {'limit at':<26}"
+    head = (f"{'model':<17}{'parameters':>11}{'ours':>10}{'loss-l.':>10}{'limit':>10}  {'limit at':<26}"
             f"{'ours/ll':>8}{'ours/limit':>11}{'ours/naive':>11}  goals")
     print(head)
     print("-" * len(head))
@@ -211,16 +223,42 @@ def summary(rows) -> None:
         vs_limit = r["ours"] / r["limit"]
         missed = ([] if vs_limit >= GOAL_LIMIT else ["limit"]) + \
             ([] if vs_ll is None or vs_ll >= GOAL_LL else ["loss-landscapes"])
-        print(f"{r['model']:<12}{r['params']:>11}{r['ours']:>10.2f}{ll}{r['limit']:>10.2f}  {r['limit_at']:<26}"
+        print(f"{r['model']:<17}{r['params']:>11}{r['ours']:>10.2f}{ll}{r['limit']:>10.2f}  {r['limit_at']:<26}"
               f"{(f'{vs_ll:.2f}' if vs_ll is not None else 'n/a'):>8}{vs_limit:>11.2f}"
               f"{r['ours'] / r['naive']:>11.2f}  {'ok' if not missed else 'MISSED: ' + ', '.join(missed)}")
     print(f"goals: ours/limit >= {GOAL_LIMIT:g} and ours never below loss-landscapes (ours/ll >= {GOAL_LL:g})")
 
 
+def li_surface(rows, device) -> None:
+    """Li et al.'s full surface, extrapolated from each LI_MODELS row (module docstring)."""
+    points, li_s = LI_GRID ** 2, LI_GRID ** 2 * LI_S_PER_POINT
+    chosen = [r for r in rows if r["model"] in LI_MODELS]
+    print(f"\nLi et al. 2018's surface: {LI_GRID}x{LI_GRID} = {points} points on {LI_IMAGES} CIFAR-10 training "
+          f"images, extrapolated from the points/s measured on {device.type} (a point's time proportional "
+          f"to the images)")
+    if not chosen:
+        print(f"  none of --models is one of {', '.join(LI_MODELS)}")
+        return
+    head = (f"{'model':<18}{'images':>7}{'ours s/point':>13}{'ours total':>12}{'limit total':>12}"
+            f"{'ours/limit':>11}{'Li et al.':>11}{'Li/ours':>9}  goal")
+    print(head)
+    print("-" * len(head))
+    for r in chosen:
+        scale = r["images"] / LI_IMAGES  # measured rate -> rate on the full training set
+        t_ours, t_limit = points / (r["ours"] * scale), points / (r["limit"] * scale)
+        goal = "ok" if t_ours < LI_GOAL_S else "MISSED"
+        print(f"{r['model']:<18}{r['images']:>7}{t_ours / points:>13.3f}{t_ours:>11.0f}s{t_limit:>11.0f}s"
+              f"{r['ours'] / r['limit']:>11.2f}{li_s:>10.0f}s{li_s / t_ours:>9.3g}  {goal}")
+    print(f"Li et al.: ~{LI_S_PER_POINT:g} s per point, {points} points = {li_s:.0f} s (about "
+          f"{li_s / 3600:.0f} GPU-hours); goal: under {LI_GOAL_S / 60:.0f} minutes on one H100-class GPU"
+          + ("" if device.type == "cuda" else " (this run is not on a GPU)"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default=",".join(zoo.ZOO),
-                    help="comma-separated zoo names or lossland specs (nin:0.25)")
+    ap.add_argument("--models", default=None,
+                    help=f"comma-separated zoo names or lossland specs (nin:0.25); default {','.join(zoo.ZOO)} "
+                         f"({','.join(LI_MODELS)} with --li-surface)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--grid", type=int, default=5)
     ap.add_argument("--images", type=int, default=1000)
@@ -228,6 +266,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-loss-landscapes", action="store_true")
     ap.add_argument("--engines", action="store_true", help="also time the loop/vmap/graph engines on a sub-grid")
+    ap.add_argument("--li-surface", action="store_true",
+                    help=f"extrapolate Li et al.'s {LI_GRID}x{LI_GRID} surface on {LI_IMAGES} images "
+                         f"for {','.join(LI_MODELS)}")
     args = ap.parse_args()
     t_start = time.perf_counter()
 
@@ -235,6 +276,8 @@ def main() -> None:
     configure(device, threads=args.threads, deterministic=False)
     ds = lossland.prepare(lossland.read_source("embedded"), train_size=args.images, test_size=0)
     x, y = (t.to(device) for t in ds["train"].as_tuple())
+    if args.models is None:
+        args.models = ",".join(LI_MODELS if args.li_surface else zoo.ZOO)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     print(f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
           f"threads={torch.get_num_threads()}, models={','.join(models)}, images={int(y.shape[0])}, "
@@ -246,6 +289,8 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.empty_cache()
     summary(rows)
+    if args.li_surface:
+        li_surface(rows, device)
     print(f"total {time.perf_counter() - t_start:.0f} s")
 
 

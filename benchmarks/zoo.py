@@ -15,6 +15,16 @@ user writes a model, with nothing that our engines know about:
 ``resnet``  a CIFAR ResNet-8 (He et al. basic blocks with BatchNorm and
             identity / 1×1 shortcuts, 16-32-64 channels) written from scratch
 ==========  ==================================================================
+
+Three more names, not in :data:`ZOO` (the scripts' default model list), are
+lossland's own CIFAR ResNets (``arch: resnet``, width 1, BatchNorm, option-A
+shortcuts), Li et al. 2018's models:
+
+====================  ==========================================================
+``resnet20``          ResNet-20, 0.27 M parameters
+``resnet56``          ResNet-56, 0.85 M parameters
+``resnet56-noshort``  ResNet-56 with every skip connection removed (``skip: false``)
+====================  ==========================================================
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ from torch import nn
 import lossland
 
 ZOO = ("nin-bn", "vgg", "cnn", "mlp", "resnet")
+RESNETS = {"resnet20": {"arch": "resnet", "depth": 20}, "resnet56": {"arch": "resnet", "depth": 56},
+           "resnet56-noshort": {"arch": "resnet", "depth": 56, "skip": False}}
 
 
 class PlainCNN(nn.Module):
@@ -74,7 +86,7 @@ class ResNet8(nn.Module):
 
 
 def build(name: str, input_shape=(3, 32, 32), num_classes: int = 10) -> nn.Module:
-    """The zoo's model ``name`` (one of :data:`ZOO`), or any ``arch:size`` spec of
+    """The zoo's model ``name`` (one of :data:`ZOO` or :data:`RESNETS`), or any ``arch:size`` spec of
     ``lossland.create_model`` (``nin:0.25``, ``vgg:0.5``, ``mlp:256``)."""
     torch.manual_seed(0)
     if name == "nin-bn":
@@ -88,6 +100,8 @@ def build(name: str, input_shape=(3, 32, 32), num_classes: int = 10) -> nn.Modul
         model = lossland.create_model({"arch": "mlp", "hidden": [512, 512]}, input_shape, num_classes, seed=0)
     elif name == "resnet":
         model = ResNet8(num_classes)
+    elif name in RESNETS:
+        model = lossland.create_model(RESNETS[name], input_shape, num_classes, seed=0)
     else:
         from _common import model_spec
         model = lossland.create_model(model_spec(name), input_shape, num_classes, seed=0)

@@ -23,6 +23,7 @@ from lossland.plots import (
     landscape,
     reparam,
     save_figure,
+    sharpness,
     style,
 )
 
@@ -184,6 +185,13 @@ def entropy_tables() -> dict:
     return tables()
 
 
+def sharpness_tables() -> dict:
+    """The sharpness family's five tables as the workflow writes them (Keskar et al.; Li et al.)."""
+    from families.test_sharpness_captions import tables
+
+    return tables()
+
+
 def reparam_tables():
     """The reparam family's sweep, input and input-example tables (dinh2017)."""
     alphas = np.logspace(-3, 3, 7)
@@ -231,6 +239,7 @@ def figure_args():
     rp = reparam_tables()
     cn = connectivity_tables()
     en = entropy_tables()
+    sh = sharpness_tables()
     return {
         "im2016.learning_curves": ((metrics_table(),), {}),
         "im2016.optimizer_accuracy": ((metrics_table(models=("nin", "nin-nobn")),), {}),
@@ -257,11 +266,16 @@ def figure_args():
         **{f"entropy.{f}": ((en["entropy_solutions"],), {}) for f in ("entropy_by_dynamics", "entropy_test_error")},
         **{f"entropy.{f}": ((en["deep_linear_solutions"],), {}) for f in ("deep_linear_balanced",
                                                                           "deep_linear_unbalanced", "trace_entropy")},
+        "sharpness.batch_interpolation": ((sh["batch_size_interpolation"],), {}),
+        "sharpness.batch_sharpness": ((sh["batch_size_solutions"],), {}),
+        **{f"sharpness.{f}": ((sh["architecture_surfaces"], sh["architecture_solutions"]), {})
+           for f in ("skip_surfaces", "skip_surfaces_3d", "width_surfaces")},
+        "sharpness.convexity_maps": ((sh["architecture_convexity"], sh["architecture_solutions"]), {}),
     }
 
 
 FAMILIES = {"im2016": im2016, "hessian": hessian, "landscape": landscape, "reparam": reparam,
-            "connectivity": connectivity, "entropy": entropy}
+            "connectivity": connectivity, "entropy": entropy, "sharpness": sharpness}
 ALL_FIGURES = [f"{name}.{f}" for name, module in FAMILIES.items() for f in module.FIGURE_FUNCTIONS]
 
 
@@ -436,7 +450,7 @@ def test_figure_functions_leave_the_theme_alone(monkeypatch):
 
 def test_figure_function_resolves_every_public_figure():
     assert family_modules() == tuple(sorted(FAMILIES))
-    assert len(ALL_FIGURES) == 27 and set(figure_args()) == set(ALL_FIGURES)  # each is drawn by the tests above
+    assert len(ALL_FIGURES) == 33 and set(figure_args()) == set(ALL_FIGURES)  # each is drawn by the tests above
     for name in ALL_FIGURES:
         module, function = name.split(".")
         fn = figure_function(name)

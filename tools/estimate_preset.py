@@ -12,7 +12,9 @@ every epoch of bend training and every point of a curve, line and plane (three f
 with BatchNorm re-estimated: statistics, loss, functional distance), and every step of a
 walk (its gradient and the forwards of its segment), every step of the entropy
 ensembles (SGD epochs, Langevin and gradient-descent steps on the full training set, the
-final descent at its step bound) and every exact Hessian (one product per parameter); with
+final descent at its step bound) and every exact Hessian (one product per parameter), and
+the sharpness family's Hessian reports, batch-size lines, architecture planes and convexity
+maps (``max_iter`` products at both ends at every grid point); with
 learning-rate grids every rate's run counts as chosen (an upper bound). Model FLOPs
 per image are measured with ``torch.utils.flop_counter`` on the CPU. A product costs
 ``HVP_FACTOR`` forward+backward passes (``benchmarks/hessian.py`` measured 1.5–2.7).
@@ -44,6 +46,7 @@ from lossland.pipeline.families import entropy as E  # noqa: E402
 from lossland.pipeline.families import hessian as H  # noqa: E402
 from lossland.pipeline.families import landscape as L  # noqa: E402
 from lossland.pipeline.families import reparam as P  # noqa: E402
+from lossland.pipeline.families import sharpness as S  # noqa: E402
 from lossland.pipeline.timing import run_owners  # noqa: E402
 
 #: images in the sources' splits (before train_size/val_size/test_size subsets)
@@ -164,6 +167,31 @@ def estimate(config: dict) -> dict[str, dict[str, float]]:
                 out[M.NAME]["jobs"] += 1
                 evaluated = n if sgd_batch is None else n + batch   # GD's minibatch is the walk's images
                 out[M.NAME]["flop"] += cfg["steps"] * (batch * both + cfg["segment_points"] * evaluated * fwd)
+    for section in S.SECTIONS:
+        if not config.get(section):
+            continue
+        cfg = config[section]
+        sizes = split_sizes(config["datasets"][cfg["dataset"]])
+        s = cfg["hessian"]["settings"]
+        products = (2 * s.get("max_iter", 50) + s.get("trace_probes", 20) + 10
+                    + s.get("density_probes", 2) * s.get("density_steps", 20) + s.get("sharpness_steps", 5))
+        images = sum(min(sizes[sp], cfg["samples"] or sizes[sp]) for sp in cfg["splits"])
+        for spec in S.section_specs(config, section):
+            fwd, both = flops(spec["model"])
+            n = min(sizes[cfg["hessian"]["split"]], cfg["hessian"]["samples"])
+            out[S.NAME]["jobs"] += 1
+            out[S.NAME]["flop"] += products * HVP_FACTOR * n * both
+            if section == "batch_size":
+                if spec["run"] != S.small_batch_run(config):
+                    passes = 2 if cfg["bn"] == "recompute" else 1
+                    out[S.NAME]["jobs"] += 1
+                    out[S.NAME]["flop"] += cfg["line"]["num"] * images * passes * fwd
+            else:
+                plane, conv = cfg["plane"], cfg["convexity"]
+                out[S.NAME]["jobs"] += S.shards(config) + 1
+                out[S.NAME]["flop"] += plane["x"]["num"] * plane["y"]["num"] * images * fwd
+                n = min(sizes[cfg["splits"][0]], conv["samples"])
+                out[S.NAME]["flop"] += conv["num"] ** 2 * 2 * conv["max_iter"] * HVP_FACTOR * n * both
     if config.get("entropy"):
         cfg = config["entropy"]
         sizes = split_sizes(config["datasets"][cfg["dataset"]])

@@ -38,7 +38,11 @@ def test_gpu_preset_is_full_cifar10_at_full_width():
         assert cfg["models"][name]["width"] == 1.0
     assert {"nin", "vgg"} <= set(cfg["optimizer_study"]["models"])
     runs = F.run_table(cfg)
-    assert {r["training"]["batch_size"] for r in runs.values()} == {128}
+    from lossland.pipeline.families import sharpness
+
+    batch_study = {s["run"] for s in sharpness.section_specs(cfg, "batch_size")}   # Keskar's batch sizes
+    assert {r["training"]["batch_size"] for n, r in runs.items() if n not in batch_study} == {128}
+    assert sorted(runs[n]["training"]["batch_size"] for n in batch_study) == [128, 4500]
     assert {r["training"]["epochs"] for r in runs.values()} == {15}
 
 

@@ -19,7 +19,9 @@ FIGURES = ["fig4_optimizer_accuracy", "fig7_switching", "fig9_rk2_training", "fi
            "switch_study_learning_curves", "hessian_density", "hessian_sharpness", "hessian_negative_fraction",
            "dinh_alpha_scale", "dinh_reparametrizations", "curve_profiles", "curve_plane", "sgd_walk",
            "zhang_fig1_entropy_by_dynamics", "zhang_fig2_entropy_test_error", "zhang_fig3_deep_linear_balanced",
-           "zhang_fig4_deep_linear_unbalanced", "zhang_fig5_trace_entropy"]
+           "zhang_fig4_deep_linear_unbalanced", "zhang_fig5_trace_entropy",
+           "keskar_interpolation", "keskar_sharpness", "li_skip_surfaces", "li_skip_surfaces_3d", "li_convexity",
+           "li_width"]
 LANDSCAPE_FIGURES = ["fig2_init_final", "fig3_bilinear", "fig5_interpolation", "fig6_distance", "fig10_beyond_final",
                      "table1_optimizer_grid", "fig7_switching_interpolation", "random_plane", "pca_plane"]
 LINE_COLUMNS = {"start", "end", "alpha", "split", "loss", "accuracy"}
@@ -380,6 +382,38 @@ def test_changing_an_entropy_setting_reruns_only_its_job(finished):
     assert planned_jobs(out) == {"deep_linear_drift": 1, "gather_deep_linear": 1,
                                  "plot_zhang_fig3_deep_linear_balanced": 1, "plot_zhang_fig4_deep_linear_unbalanced": 1,
                                  "plot_zhang_fig5_trace_entropy": 1, "findings": 1, "all": 1}
+
+
+def test_sharpness_tables_follow_the_data_contract(finished):
+    tables = finished / "results" / "tables"
+    solutions = pd.read_parquet(tables / "batch_size_solutions.parquet")
+    assert list(solutions["batch_size"]) == [20, 100] and solutions["top_eigenvalue"].gt(0).all()
+    line = pd.read_parquet(tables / "batch_size_interpolation.parquet")
+    assert LINE_COLUMNS <= set(line.columns) and set(line["split"]) == {"train", "test"}
+    # whole splits with the stored statistics: the ends of the line are the two runs' final metrics
+    for alpha, run in ((0.0, "mlp_sgd-lr0.05-bs20_init0"), (1.0, "mlp_sgd-lr0.1-bs100_init0")):
+        metrics = pd.read_parquet(finished / "results" / "runs" / run / "metrics.parquet").iloc[-1]
+        for split in ("train", "test"):
+            end = line[(line["alpha"] == alpha) & (line["split"] == split)].iloc[0]
+            assert end["loss"] == pytest.approx(metrics[f"{split}_loss"], rel=1e-5), (run, split)
+            assert end["accuracy"] == pytest.approx(metrics[f"{split}_acc"]), (run, split)
+    arch = pd.read_parquet(tables / "architecture_solutions.parquet")
+    assert list(arch["model"]) == ["res", "res-noshort", "res-narrow"] and list(arch["skip"]) == [True, False, True]
+    assert arch.loc[0, "n_params"] == arch.loc[1, "n_params"]  # the skips carry no parameters
+    surfaces = pd.read_parquet(tables / "architecture_surfaces.parquet")
+    assert SURFACE_COLUMNS <= set(surfaces.columns) and surfaces.groupby("run").size().eq(9).all()
+    convexity = pd.read_parquet(tables / "architecture_convexity.parquet")
+    assert convexity.groupby("run").size().eq(4).all() and convexity["top_eigenvalue"].gt(0).all()
+
+
+def test_changing_a_sharpness_setting_reruns_only_its_jobs(finished):
+    out = dry_run(finished, edited(lambda c: c["architecture"]["convexity"].update(max_iter=6)))
+    assert planned_jobs(out) == {"architecture_convexity": 3, "gather_architecture": 1, "plot_li_convexity": 1,
+                                 "plot_li_skip_surfaces": 1, "plot_li_skip_surfaces_3d": 1, "plot_li_width": 1,
+                                 "findings": 1, "all": 1}
+    out = dry_run(finished, edited(lambda c: c["batch_size"]["line"].update(num=7)))
+    assert planned_jobs(out) == {"batch_size_line": 1, "gather_batch_size": 1, "plot_keskar_interpolation": 1,
+                                 "plot_keskar_sharpness": 1, "findings": 1, "all": 1}
 
 
 def test_bad_config_stops_before_any_job(tmp_path):

@@ -11,6 +11,7 @@ computed with it, one concept a module.
   Hutchinson, Hutch++) and :class:`TraceEstimate`;
 * :mod:`.density`: stochastic Lanczos quadrature and :class:`SLQResult`;
 * :mod:`.sharpness`: Keskar et al.'s ε-sharpness;
+* :mod:`.convexity`: Li et al.'s convexity map |λ_min / λ_max| (:func:`extreme_eigenvalues`, :func:`convexity_map`);
 * :mod:`.entropy`: zhang2018's entropy of a minimum from its exact spectrum (:func:`spectral_entropy`);
 * :mod:`.report`: :class:`SpectrumSettings` and :func:`hessian_report`, the tables the
   workflow records at a checkpoint.
@@ -19,6 +20,7 @@ The estimators on a mat-vec (:mod:`.lanczos`, :mod:`.trace`, :mod:`.density`) kn
 no model; the operator uses them; the report uses the operator.
 """
 
+from .convexity import convexity_map, convexity_ratio, extreme_eigenvalues
 from .density import SLQResult, gaussian_density, slq
 from .entropy import clean_spectrum, exact_spectrum, spectral_entropy, spectrum_summary
 from .lanczos import lanczos_eigenvalues, rademacher
@@ -41,5 +43,6 @@ __all__ = [
     "spectral_density", "negative_eigenvalue_fraction", "epsilon_sharpness",
     "SpectrumSettings", "hessian_report",
     "lanczos_eigenvalues", "rademacher", "hutchinson", "hutchpp", "deflated_hutchinson", "TraceEstimate",
+    "extreme_eigenvalues", "convexity_map", "convexity_ratio",
     "slq", "SLQResult", "gaussian_density", "spectral_entropy", "clean_spectrum", "spectrum_summary", "exact_spectrum",
 ]

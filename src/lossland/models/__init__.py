@@ -1,14 +1,18 @@
-"""Models by name (NIN, VGG, MLP) and initialisation schemes.
+"""Models by name (NIN, VGG, ResNet, MLP) and initialisation schemes.
 
 NIN and VGG follow the CIFAR-10 implementations that im2016 used
 (``szagoruyko/cifar.torch``: ``nin.lua`` and ``vgg_bn_drop.lua``), with a width
 multiplier, a depth and batch normalisation switchable so that the default
-study can run narrow versions on a CPU. The MLP covers zhang2018's 1320-parameter
-net (108 inputs, three hidden layers of 10, one sigmoid output without bias).
+study can run narrow versions on a CPU. ResNet is He et al. (2016)'s CIFAR ResNet
+(depth 6n+2, parameter-free option-A shortcuts) with the skip connections
+switchable, for Li et al. (2018)'s ResNet-56 against ResNet-56-noshort. The MLP
+covers zhang2018's 1320-parameter net (108 inputs, three hidden layers of 10, one
+sigmoid output without bias).
 
 All models take ``N×C×H×W`` image tensors and return logits ``N×K`` (``N×1``
-for a binary head). One module an architecture (:mod:`.nin`, :mod:`.vgg`, :mod:`.mlp`, their
-shared conv block in :mod:`.blocks`), the initialisation schemes in :mod:`.init`.
+for a binary head). One module an architecture (:mod:`.nin`, :mod:`.vgg`,
+:mod:`.resnet`, :mod:`.mlp`, the shared conv block and width rounding in
+:mod:`.blocks`), the initialisation schemes in :mod:`.init`.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from torch import nn
 from .init import INIT_SCHEMES, init_weights
 from .mlp import ACTIVATIONS, MLP
 from .nin import NIN, NIN_STAGES
+from .resnet import RESNET_DEPTHS, ResNet, resnet_depth_ok, resnet_depths_text
 from .vgg import VGG, VGG_DEPTHS
 
-__all__ = ["ARCHS", "NIN_STAGES", "VGG_DEPTHS", "INIT_SCHEMES", "ACTIVATIONS", "NIN", "VGG", "MLP",
-           "build_model", "init_weights", "create_model", "count_parameters"]
+__all__ = ["ARCHS", "NIN_STAGES", "VGG_DEPTHS", "RESNET_DEPTHS", "INIT_SCHEMES", "ACTIVATIONS", "NIN", "VGG",
+           "ResNet", "MLP", "resnet_depth_ok", "resnet_depths_text", "build_model", "init_weights", "create_model",
+           "count_parameters"]
 
-ARCHS = ("nin", "vgg", "mlp")
+ARCHS = ("nin", "vgg", "resnet", "mlp")
 
 
 def build_model(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes: int) -> nn.Module:
@@ -35,8 +41,9 @@ def build_model(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes
 
     ``spec`` keys: ``arch`` (one of :data:`ARCHS`) and the architecture's options:
     NIN ``width, depth, batch_norm, dropout``; VGG ``width, depth, batch_norm,
-    dropout, conv_dropout``; MLP ``hidden, activation, output_bias, batch_norm,
-    binary`` (one logit for a two-class problem). ``init`` is ignored here (see
+    dropout, conv_dropout``; ResNet ``depth`` (6n+2, default 20), ``width``,
+    ``batch_norm``, ``skip`` (false: Li et al.'s no-short net); MLP ``hidden,
+    activation, output_bias, batch_norm, binary`` (one logit for a two-class problem). ``init`` is ignored here (see
     :func:`init_weights`).
     """
     arch = spec.get("arch")
@@ -48,6 +55,9 @@ def build_model(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes
         return VGG(num_classes, c, width=spec.get("width", 1.0), depth=spec.get("depth", 16),
                    batch_norm=spec.get("batch_norm", True), dropout=spec.get("dropout", 0.0),
                    conv_dropout=spec.get("conv_dropout", 0.0))
+    if arch == "resnet":
+        return ResNet(num_classes, c, depth=spec.get("depth", 20), width=spec.get("width", 1.0),
+                      batch_norm=spec.get("batch_norm", True), skip=spec.get("skip", True))
     if arch == "mlp":
         binary = spec.get("binary", False)
         if binary and num_classes != 2:
@@ -56,7 +66,6 @@ def build_model(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes
                    hidden=spec.get("hidden", (10, 10, 10)), activation=spec.get("activation", "relu"),
                    output_bias=spec.get("output_bias", True), batch_norm=spec.get("batch_norm", False))
     raise ValueError(f"unknown model arch {arch!r}; allowed: {', '.join(ARCHS)}")
-
 
 
 def create_model(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes: int,

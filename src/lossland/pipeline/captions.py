@@ -41,13 +41,16 @@ def _images(dataset: Mapping[str, Any]) -> str:
 
 
 def describe_model(spec: Mapping[str, Any]) -> str:
-    """``NIN ×0.25 (depth 3) with BatchNorm``, ``MLP 128-64 (relu)``, ..."""
+    """``NIN ×0.25 (depth 3) with BatchNorm``, ``ResNet-56-noshort with BatchNorm``, ``MLP 128-64 (relu)``..."""
     arch = spec["arch"]
     if arch == "mlp":
         hidden = "-".join(str(h) for h in spec.get("hidden", []))
         text = f"MLP {hidden} ({spec.get('activation', 'relu')})"
     else:
-        text = f"{arch.upper()}-{spec.get('depth', 16)}" if arch == "vgg" else f"{arch.upper()}"
+        if arch == "resnet":
+            text = f"ResNet-{spec.get('depth', 20)}" + ("" if spec.get("skip", True) else "-noshort")
+        else:
+            text = f"{arch.upper()}-{spec.get('depth', 16)}" if arch == "vgg" else f"{arch.upper()}"
         width = float(spec.get("width", 1.0))
         text += "" if width == 1.0 else f" ×{width:g}"
     text += " with BatchNorm" if spec.get("batch_norm", arch != "mlp") else " without BatchNorm"

@@ -24,6 +24,7 @@ import yaml
 ARCH_OPTIONS = {
     "nin": {"width", "depth", "batch_norm", "dropout"},
     "vgg": {"width", "depth", "batch_norm", "dropout", "conv_dropout"},
+    "resnet": {"width", "depth", "batch_norm", "skip"},
     "mlp": {"hidden", "activation", "output_bias", "batch_norm", "binary"},
 }
 PATH_SOURCES = ("imagefolder", "python-archive")
@@ -153,7 +154,7 @@ def validate_schema(config: Mapping[str, Any], schema: Mapping[str, Any] | None 
 def cross_check(config: Mapping[str, Any]) -> list[str]:
     """Problems a JSON schema cannot see, one line each (empty when all is well): the
     shared sections' (data sets, models, optimizers), then every family's."""
-    from ..models import NIN_STAGES, VGG_DEPTHS  # torch: the architectures' own constants
+    from ..models import NIN_STAGES, VGG_DEPTHS, resnet_depth_ok, resnet_depths_text  # torch: the archs' constants
     from ..optim import check_spec
     from .families import check
 
@@ -177,6 +178,9 @@ def cross_check(config: Mapping[str, Any]) -> list[str]:
         if arch == "vgg" and depth is not None and depth not in VGG_DEPTHS:
             problems.append(f"models.{name}.depth: {depth} is not allowed for vgg; allowed values: "
                             f"{', '.join(map(str, sorted(VGG_DEPTHS)))}")
+        if arch == "resnet" and depth is not None and not resnet_depth_ok(depth):
+            problems.append(f"models.{name}.depth: {depth} is not allowed for resnet; allowed values: "
+                            f"{resnet_depths_text()}")
     for name, spec in config["optimizers"].items():
         try:
             check_spec(spec)

@@ -197,7 +197,7 @@ COVERAGE = (
     ("im2016: Table 2 / Fig 8 with and without BatchNorm, VGG panels, the LSTM", None),
     ("the review: Hessian spectra, negative eigenvalues, sharpness", "hessian"),
     ("the review: mode connectivity, a walk with SGD", "connectivity"),
-    ("the review: batch size and sharpness, skip connections", None),
+    ("the review: batch size and sharpness, skip connections, depth and width", "sharpness"),
     ("dinh2017: reparametrisations move sharpness, not the function", "reparam"),
     ("zhang2018: energy-entropy competition (SGD, Langevin, GD; deep linear students)", "entropy"),
 )

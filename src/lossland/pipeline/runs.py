@@ -162,7 +162,8 @@ def check_training(config: Mapping[str, Any], name: str, section: Mapping[str, A
 
 
 def check_models_fit_data(config: Mapping[str, Any], name: str, section: Mapping[str, Any]) -> list[str]:
-    """Problems of a section's models on its data set (a binary head needs two classes; VGG needs 32 px)."""
+    """Problems of a section's models on its data set (a binary head needs two classes; VGG needs 32 px;
+    a ResNet takes any image size)."""
     ds = config["datasets"].get(section["dataset"])
     if ds is None:
         return []

@@ -53,7 +53,7 @@ FIGURES = {
 
 
 def has_batchnorm(config: Config, model: str) -> bool:
-    """Whether model ``model`` of the config has BatchNorm (NIN and VGG by default, MLP not)."""
+    """Whether model ``model`` of the config has BatchNorm (NIN, VGG and ResNet by default, MLP not)."""
     spec = config["models"][model]
     return bool(spec.get("batch_norm", spec["arch"] != "mlp"))
 
