@@ -112,6 +112,18 @@ def edited(edit) -> dict:
     return cfg
 
 
+def config_problems(edit, schema) -> list[str]:
+    """The problems, one a line, that the config check finds in TINY changed by ``edit(config)``
+    (asserted to fail)."""
+    import pytest
+
+    from lossland.pipeline import config as C
+
+    with pytest.raises(C.ConfigError) as info:
+        C.check_config(edited(edit), schema)
+    return [line.strip() for line in str(info.value).splitlines()[1:]]
+
+
 def dry_run(workdir: Path, cfg: dict | None = None, *args: str, snakefile: Path = SNAKEFILE) -> str:
     """The output of `snakemake --dry-run` with ``cfg`` (default TINY) in ``workdir``, asserted to
     succeed; the folder's config is TINY again afterwards, as the tests sharing it expect."""

@@ -11,31 +11,13 @@ import pandas as pd
 import pytest
 import torch
 from tiny import TINY
+from tiny import config_problems as _problems
 
 import lossland
 from families.test_entropy_captions import drift_table, solutions_table, students_table, tables
 from lossland.pipeline import config as C
 from lossland.pipeline import findings as FD
 from lossland.pipeline.families import entropy as en
-
-
-@pytest.fixture(scope="module")
-def schema():
-    return C.load_schema()
-
-
-@pytest.fixture(scope="module")
-def config(schema):
-    return C.check_config(copy.deepcopy(TINY), schema)
-
-
-def _problems(edit, schema) -> list[str]:
-    cfg = copy.deepcopy(TINY)
-    edit(cfg)
-    with pytest.raises(C.ConfigError) as info:
-        C.check_config(cfg, schema)
-    return [line.strip() for line in str(info.value).splitlines()[1:]]
-
 
 # --------------------------------------------------------------------------- the config check
 

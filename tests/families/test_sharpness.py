@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from tiny import TINY
+from tiny import config_problems as _problems
 
 import lossland
 from lossland import io
@@ -19,25 +20,6 @@ from lossland.data import DeviceBatches
 from lossland.pipeline import config as C
 from lossland.pipeline import findings as FD
 from lossland.pipeline.families import sharpness as sh
-
-
-@pytest.fixture(scope="module")
-def schema():
-    return C.load_schema()
-
-
-@pytest.fixture(scope="module")
-def config(schema):
-    return C.check_config(copy.deepcopy(TINY), schema)
-
-
-def _problems(edit, schema) -> list[str]:
-    cfg = copy.deepcopy(TINY)
-    edit(cfg)
-    with pytest.raises(C.ConfigError) as info:
-        C.check_config(cfg, schema)
-    return [line.strip() for line in str(info.value).splitlines()[1:]]
-
 
 # --------------------------------------------------------------------------- config and runs
 
@@ -296,7 +278,11 @@ def test_architecture_findings():
                          (("r8w0.5", [0.1, 0.2]), ("r8nw0.5", [0.3, 0.3]), ("r14w0.5", [0.1, 0.1]),
                           ("r14nw0.5", [0.5, 0.7])) for v in vals])
     convex = _finding("skips_keep_convexity").measure({"architecture_solutions": s, "architecture_convexity": conv}, {})
-    assert convex.value == pytest.approx(0.6 - 0.1) and convex.verdict == FD.REPRODUCED
+    assert convex.value == pytest.approx(0.3 - 0.04) and convex.verdict == FD.REPRODUCED   # the centres at depth 14
+    assert "map mean 0.1 vs 0.6" in convex.detail
+    flipped = s.assign(convexity_ratio=s["convexity_ratio"].where(s["run"] != "r14nw0.5", 0.01))
+    assert _finding("skips_keep_convexity").measure({"architecture_solutions": flipped,
+                                                     "architecture_convexity": conv}, {}).verdict == FD.NOT_REPRODUCED
     surfaces = pd.concat([_surface(lambda x, y: x ** 2 + y ** 2, run="r14w0.5"),
                           _surface(lambda x, y: x ** 2 - y ** 2, run="r14nw0.5"),
                           _surface(lambda x, y: x ** 2 + y ** 2, run="r8w0.5"),

@@ -27,3 +27,7 @@ DIVERGING["landscape"].pop("bilinear_optimizers")
 DIVERGING["reparam"] = {**TINY["reparam"], "models": ["mlp"], "optimizers": ["sgd-huge"], "bn_scale": []}
 # zhang2018's ensembles at a rate that makes every member diverge: recorded, the Hessians skipped
 DIVERGING["entropy"] = {**TINY["entropy"], "lr": 1.0e4}
+# Keskar's large batch at lr 10⁴ (as sgd-huge: batch 50, which diverges), and an "architecture" that diverges
+DIVERGING["batch_size"] = {**TINY["batch_size"], "batches": [{"batch_size": 20, "lr": 0.05},
+                                                             {"batch_size": 50, "lr": 1.0e4}]}
+DIVERGING["architecture"] = {**TINY["architecture"], "models": ["mlp"], "optimizer": "sgd-huge"}

@@ -84,3 +84,20 @@ def test_diverged_ensemble_members_are_recorded_and_the_figures_say_so(diverged)
     assert findings.loc["sgd_wider_than_langevin", "verdict"] == "not run at this scale"
     assert (results / "figures" / "zhang_fig1_entropy_by_dynamics.png").stat().st_size > 10_000
 
+
+
+def test_diverged_sharpness_runs_are_recorded_and_their_findings_not_run(diverged):
+    results = diverged / "results"
+    batches = table(results, "batch_size_solutions").set_index("batch_size")
+    assert not batches.loc[20, "diverged"] and np.isfinite(batches.loc[20, "top_eigenvalue"])
+    assert batches.loc[50, "diverged"] and np.isnan(batches.loc[50, "top_eigenvalue"])
+    line = table(results, "batch_size_interpolation")
+    assert np.isfinite(line.loc[line["alpha"] == 0.0, "loss"]).all() and line["loss"].isna().any()
+    arch = table(results, "architecture_solutions")
+    assert arch["diverged"].all() and arch["top_eigenvalue"].isna().all()
+    assert table(results, "architecture_convexity")["convexity_ratio"].isna().all()
+    findings = table(results, "findings").set_index("finding")
+    for name in ("large_batch_sharper", "large_batch_generalises_worse", "skips_keep_convexity", "wider_flatter"):
+        assert findings.loc[name, "verdict"] == "not run at this scale", name
+    for figure in ("keskar_interpolation", "keskar_sharpness", "li_convexity"):
+        assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000, figure

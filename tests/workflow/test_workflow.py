@@ -13,7 +13,9 @@ pytestmark = pytest.mark.workflow
 
 RUNS = {"mlp_sgd-lr0.1_init0", "mlp_adam-lr0.01_init0", "mlp_adam-lr0.02_init0", "mlp_rmsprop-lr0.001_init0",
         "mlp_sgdm-lr0.05_init0",
-        "mlp_heun-lr0.2_init0", "mlp-n1_sgd-lr0.1_init0", "mlp_S1-A1_init0", "mlp-bn_sgd-lr0.1_init0"}
+        "mlp_heun-lr0.2_init0", "mlp-n1_sgd-lr0.1_init0", "mlp_S1-A1_init0", "mlp-bn_sgd-lr0.1_init0",
+        "mlp_sgd-lr0.05-bs20_init0", "mlp_sgd-lr0.1-bs100_init0",   # batch_size
+        "res_sgd-lr0.1_init0", "res-noshort_sgd-lr0.1_init0", "res-narrow_sgd-lr0.1_init0"}   # architecture
 FIGURES = ["fig4_optimizer_accuracy", "fig7_switching", "fig9_rk2_training", "fig11_exotic_inits",
            "optimizer_study_learning_curves", "rk2_study_learning_curves", "init_study_learning_curves",
            "switch_study_learning_curves", "hessian_density", "hessian_sharpness", "hessian_negative_fraction",
