@@ -176,3 +176,22 @@ def test_ensemble_dynamics_on_cuda_follow_the_cpu():
         dynamics.langevin(ens, x.to(device), y.to(device), lr=0.05, steps=5, seeds=range(8), chunks=5)
         out[device] = ens.flat.cpu()
     torch.testing.assert_close(out["cuda"], out["cpu"], rtol=1e-4, atol=1e-5)
+
+
+def test_resnet_convexity_map_on_cuda_follows_the_cpu():
+    """Li et al.'s map on a ResNet with and without skips: the same eigenvalues on CUDA (float64)."""
+    import lossland
+
+    x, y = torch.randn(24, 3, 8, 8, dtype=torch.float64), torch.randint(0, 10, (24,))
+    for skip in (True, False):
+        model = create_model({"arch": "resnet", "depth": 8, "width": 0.25, "skip": skip}, (3, 8, 8), 10,
+                             seed=0).double().eval()
+        dx, dy = (lossland.random_direction(model, seed=s) for s in (1, 2))
+        cpu = lossland.convexity_map(model, model.state_dict(), dx, dy, [0.0, 0.5], [0.5], (x, y), tol=1e-10,
+                                     max_iter=80)
+        model.cuda()
+        gpu = lossland.convexity_map(model, model.state_dict(), {k: v.cuda() for k, v in dx.items()},
+                                     {k: v.cuda() for k, v in dy.items()}, [0.0, 0.5], [0.5], (x.cuda(), y.cuda()),
+                                     tol=1e-10, max_iter=80)
+        cols = ["top_eigenvalue", "bottom_eigenvalue", "convexity_ratio"]
+        assert (gpu[cols] - cpu[cols]).abs().max().max() <= 1e-6 * cpu[cols].abs().max().max(), skip
