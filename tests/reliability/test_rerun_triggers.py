@@ -42,9 +42,13 @@ def test_a_changed_script_reruns_its_rule_and_downstream_only(tiny_workflow, wor
     script = workflow_copy / "workflow" / "scripts" / "hessian_point.py"
     script.write_text(script.read_text() + "\nlog.info('an edit')\n")
     jobs = planned(tiny_workflow, snakefile=workflow_copy / "Snakefile")
-    # hessian: init weights of mlp seed 0 at epoch 0, then sgd's and adam's runs at epoch 2
+    # hessian: init weights of mlp seed 0 at epoch 0, then sgd's and adam's runs at epoch 2; the sharpness
+    # family's Hessian reports use the same script: its 2 batch-size and 3 architecture solutions
     assert jobs == {"hessian_init": 1, "hessian_checkpoint": 2, "gather_hessian": 1, "plot_hessian_density": 1,
-                    "plot_hessian_sharpness": 1, "plot_hessian_negative_fraction": 1, "findings": 1, "all": 1}
+                    "plot_hessian_sharpness": 1, "plot_hessian_negative_fraction": 1,
+                    "sharpness_hessian": 5, "gather_batch_size": 1, "gather_architecture": 1,
+                    "plot_keskar_interpolation": 1, "plot_keskar_sharpness": 1, "plot_li_skip_surfaces": 1,
+                    "plot_li_skip_surfaces_3d": 1, "plot_li_convexity": 1, "plot_li_width": 1, "findings": 1, "all": 1}
 
 
 def test_a_changed_input_reruns_the_jobs_that_read_it(tiny_workflow):

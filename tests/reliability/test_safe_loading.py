@@ -320,7 +320,7 @@ def test_a_sidecar_naming_another_architecture_is_refused(tiny_dataset, tmp_path
 
 def test_a_sidecar_naming_an_unknown_architecture_is_refused(tiny_dataset, tmp_path):
     path = _checkpoint(tiny_dataset, tmp_path / "w.safetensors")
-    _edit_sidecar(path, model_spec={"arch": "resnet"})
+    _edit_sidecar(path, model_spec={"arch": "densenet"})
     with pytest.raises(ValueError, match=r"w\.safetensors: its sidecar describes no buildable model.*unknown model"):
         runner.model_from_checkpoint(path)
 
