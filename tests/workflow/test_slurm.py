@@ -147,9 +147,10 @@ def test_every_cluster_job_went_through_sbatch(slurm_run):
             "batch_size_line", "architecture_convexity"} <= set(single)
     # shards and figures went in batches of the profile's group-components, not one sbatch each
     results = slurm_run["dir"] / "results"
-    shards = sum(len(list((results / family).rglob("shard*-of*.parquet"))) for family in ("landscape", "sharpness"))
+    shards = len(list((results / "landscape").rglob("shard*-of*.parquet")))
+    architecture_shards = len(list((results / "sharpness").rglob("shard*-of*.parquet")))
     figures = len(list((results / "figures").glob("*.png")))
-    batched = {"landscape_shards": shards, "figures": figures}
+    batched = {"landscape_shards": shards, "architecture_shards": architecture_shards, "figures": figures}
     assert set(batched) == set(BATCH_SIZES)
     batches = {group: len([j for j in jobs if j["comment"].startswith(f"rule_{group}_")]) for group in batched}
     for group, n in batched.items():   # at most ceil(n / size) sbatch jobs (Snakemake may pack the ready ones into fewer)
@@ -157,7 +158,7 @@ def test_every_cluster_job_went_through_sbatch(slurm_run):
     assert len(jobs) == len(single) + sum(batches.values())
     report("sbatch submissions", f"{len(jobs)} with batches ({len(single) - 1} single jobs, 1 retry, "
            f"{batches['landscape_shards']} batches of {shards} shards and {batches['figures']} of {figures} figures); "
-           f"{len(single) - 1 + shards + figures} without batches")
+           f"{len(single) - 1 + shards + architecture_shards + figures} without batches")
 
 
 def test_jobs_ask_for_the_rules_resources(slurm_run):

@@ -76,9 +76,10 @@ rule architecture_surface_shard:
     wildcard_constraints:
         shard=r"\d+",
         shards=r"\d+",
-    # batched with the landscape family's shards on a cluster (profiles/slurm: landscape_shards=N)
+    # batched on a cluster (profiles/slurm: architecture_shards=N); a group of its own, since Snakemake
+    # 9.27 fails (KeyError in its scheduler) when one group-components batch mixes rules
     group:
-        "landscape_shards"
+        "architecture_shards"
     conda:
         "../envs/lossland.yaml"
     threads: THREADS
