@@ -26,7 +26,7 @@ PUBLIC = [
     "hessian", "hessian_slq", "hessian_trace", "hvp", "negative_eigenvalue_fraction", "spectral_density",
     "spectral_entropy", "top_eigenvalues", "Ensemble",
     "PCADirections", "barycentric_surface", "bilinear_surface", "distance_path", "evaluate_points",
-    "functional_distance", "interpolate", "normalize_direction", "pca_directions", "random_direction",
+    "functional_distance", "interpolate", "line_shape", "normalize_direction", "pca_directions", "random_direction",
     "recompute_bn", "surface",
     "Curve", "barrier", "curve_table", "evaluate_curve", "plane_basis", "plane_coordinates", "train_curve",
     "build_model", "count_parameters", "create_model", "init_weights",

@@ -14,6 +14,7 @@ import pytest
 from matplotlib.colors import to_hex
 
 from lossland.plots import (
+    batchnorm,
     connectivity,
     entropy,
     family_modules,
@@ -185,6 +186,13 @@ def entropy_tables() -> dict:
     return tables()
 
 
+def batchnorm_tables() -> dict:
+    """The batchnorm captions' tables: NIN and VGG with and without BN, the LSTM, two inits."""
+    from families.test_batchnorm_captions import tables
+
+    return tables()
+
+
 def sharpness_tables() -> dict:
     """The sharpness family's five tables as the workflow writes them (Keskar et al.; Li et al.)."""
     from families.test_sharpness_captions import tables
@@ -240,6 +248,7 @@ def figure_args():
     cn = connectivity_tables()
     en = entropy_tables()
     sh = sharpness_tables()
+    bt = batchnorm_tables()
     return {
         "im2016.learning_curves": ((metrics_table(),), {}),
         "im2016.optimizer_accuracy": ((metrics_table(models=("nin", "nin-nobn")),), {}),
@@ -271,11 +280,13 @@ def figure_args():
         **{f"sharpness.{f}": ((sh["architecture_surfaces"], sh["architecture_solutions"]), {})
            for f in ("skip_surfaces", "skip_surfaces_3d", "width_surfaces")},
         "sharpness.convexity_maps": ((sh["architecture_convexity"], sh["architecture_solutions"]), {}),
+        "batchnorm.bn_lines": ((bt["bn_study_lines"], bt["bn_study_summary"]), {}),
+        "batchnorm.bn_minima": ((bt["bn_study_summary"], bt["bn_study_metrics"]), {}),
     }
 
 
 FAMILIES = {"im2016": im2016, "hessian": hessian, "landscape": landscape, "reparam": reparam,
-            "connectivity": connectivity, "entropy": entropy, "sharpness": sharpness}
+            "connectivity": connectivity, "entropy": entropy, "sharpness": sharpness, "batchnorm": batchnorm}
 ALL_FIGURES = [f"{name}.{f}" for name, module in FAMILIES.items() for f in module.FIGURE_FUNCTIONS]
 
 
@@ -450,7 +461,7 @@ def test_figure_functions_leave_the_theme_alone(monkeypatch):
 
 def test_figure_function_resolves_every_public_figure():
     assert family_modules() == tuple(sorted(FAMILIES))
-    assert len(ALL_FIGURES) == 33 and set(figure_args()) == set(ALL_FIGURES)  # each is drawn by the tests above
+    assert len(ALL_FIGURES) == 35 and set(figure_args()) == set(ALL_FIGURES)  # each is drawn by the tests above
     for name in ALL_FIGURES:
         module, function = name.split(".")
         fn = figure_function(name)
@@ -491,7 +502,8 @@ def _imports_in_subprocess(code: str, *, stub_parent: bool) -> set[str]:
     return set(out.stdout.split())
 
 
-ALL_MODULES = "import lossland.plots.style, lossland.plots.im2016, lossland.plots.hessian, lossland.plots.landscape"
+ALL_MODULES = ("import lossland.plots.style, lossland.plots.im2016, lossland.plots.hessian, lossland.plots.landscape, "
+               "lossland.plots.batchnorm")
 
 
 def test_the_plots_package_imports_no_torch_and_no_other_lossland_module():

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from lossland.pipeline import config as C  # noqa: E402
 from lossland.pipeline import families as F  # noqa: E402
+from lossland.pipeline.families import batchnorm as B  # noqa: E402
 from lossland.pipeline.families import connectivity as M  # noqa: E402
 from lossland.pipeline.families import entropy as E  # noqa: E402
 from lossland.pipeline.families import hessian as H  # noqa: E402
@@ -53,13 +54,39 @@ from lossland.pipeline.timing import run_owners  # noqa: E402
 SOURCE_SIZES = {"torchvision": (50_000, 10_000), "python-archive": (50_000, 10_000),
                 "imagefolder": (50_000, 10_000), "embedded": (8_000, 3_600)}
 HVP_FACTOR = 2.3
+#: tokens (with <eos>) of Penn Treebank's splits
+PTB_TOKENS = {"train": 929_589, "valid": 73_760, "test": 82_430}
+
+
+def text_sizes(dataset: dict) -> dict[str, int]:
+    """Sequences of ``seq_len`` tokens per split of a text data set."""
+    seq = int(dataset.get("seq_len") or 35)
+    default_train = "valid" if dataset["source"] == "ptb-embedded" else "train"
+    out = {}
+    for split, default in (("train", default_train), ("val", dataset.get("val_split")), ("test", "test")):
+        name = dataset.get(f"{split}_split") or default
+        tokens = 0 if name is None else min(PTB_TOKENS[name], dataset.get(f"{split}_tokens") or PTB_TOKENS[name])
+        out[split] = tokens // seq
+    return out
 
 
 def split_sizes(dataset: dict) -> dict[str, int]:
+    if dataset["source"] in ("ptb", "ptb-embedded"):
+        return text_sizes(dataset)
     train, test = SOURCE_SIZES[dataset["source"]]
     val = int(dataset.get("val_size") or 0)
     train = int(dataset.get("train_size") or train - val)
     return {"train": train, "val": val, "test": int(dataset.get("test_size") or test)}
+
+
+def lstm_flops(spec: dict, dataset: dict) -> tuple[float, float]:
+    """(forward, forward+backward) FLOPs per sequence of an LSTM language model: four gates of
+    E+H inputs per layer and the softmax over the vocabulary at every token."""
+    seq = int(dataset.get("seq_len") or 35)
+    vocab = int(dataset.get("vocab_size") or 10_000)
+    e, h, layers = int(spec.get("embedding", 200)), int(spec.get("hidden", 200)), int(spec.get("layers", 1))
+    fwd = seq * (2 * 4 * h * (e + h) + 2 * 4 * h * (2 * h) * (layers - 1) + 2 * h * vocab)
+    return float(fwd), 3.0 * fwd
 
 
 def model_flops(spec: dict) -> tuple[float, float]:
@@ -83,9 +110,12 @@ def estimate(config: dict) -> dict[str, dict[str, float]]:
     runs other sections share with it; reparam: its own sweeps and any run only it trains)."""
     cache: dict[str, tuple[float, float]] = {}
 
-    def flops(model: str) -> tuple[float, float]:
+    def flops(model: str, dataset: str | None = None) -> tuple[float, float]:
+        spec = config["models"][model]
+        if spec["arch"] == "lstm":
+            return lstm_flops(spec, config["datasets"][dataset])
         if model not in cache:
-            cache[model] = model_flops(config["models"][model])
+            cache[model] = model_flops(spec)
         return cache[model]
 
     out: dict[str, dict[str, float]] = defaultdict(lambda: {"jobs": 0, "flop": 0.0})
@@ -93,7 +123,7 @@ def estimate(config: dict) -> dict[str, dict[str, float]]:
     owners = run_owners(config)
     for name, spec in table.items():
         sizes = split_sizes(config["datasets"][spec["dataset"]])
-        fwd, both = flops(spec["model"])
+        fwd, both = flops(spec["model"], spec["dataset"])
         epochs = spec["training"]["epochs"] - int(spec.get("switch_epoch") or 0)
         grads = 2 if spec["optimizer_spec"].get("algorithm") == "rk2" else 1
         per_epoch = sizes["train"] * both * grads + sum(sizes.values()) * fwd
@@ -192,6 +222,15 @@ def estimate(config: dict) -> dict[str, dict[str, float]]:
                 out[S.NAME]["flop"] += plane["x"]["num"] * plane["y"]["num"] * images * fwd
                 n = min(sizes[cfg["splits"][0]], conv["samples"])
                 out[S.NAME]["flop"] += conv["num"] ** 2 * 2 * conv["max_iter"] * HVP_FACTOR * n * both
+    if config.get(B.SECTION):
+        cfg = config[B.SECTION]
+        for (arch, model, seed), specs in B.groups(config).items():
+            sizes = split_sizes(config["datasets"][specs[0]["dataset"]])
+            n = len(specs)
+            points = n * cfg["init_final"]["num"] + n * (n - 1) // 2 * cfg["final_final"]["num"]
+            images = sum(min(sizes[sp], cfg["samples"] or sizes[sp]) for sp in cfg["splits"])
+            out[B.NAME]["jobs"] += 1
+            out[B.NAME]["flop"] += points * images * flops(model, specs[0]["dataset"])[0]
     if config.get("entropy"):
         cfg = config["entropy"]
         sizes = split_sizes(config["datasets"][cfg["dataset"]])

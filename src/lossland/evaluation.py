@@ -3,7 +3,10 @@
 ``data`` is either a tuple ``(inputs, targets)`` of tensors, split here into
 chunks of ``batch_size``, or any iterable of such batches. Logits with one
 column are read as a binary classifier (sigmoid + binary cross-entropy);
-otherwise softmax cross-entropy.
+otherwise softmax cross-entropy over dimension 1, so a language model's ``N×V×T``
+logits with ``N×T`` targets give the mean per-token loss. Accuracy is the mean over
+samples of each sample's share of correct labels (:func:`correct_count`): the plain
+accuracy for one label per sample, the per-token accuracy for sequences.
 """
 
 from __future__ import annotations
@@ -32,6 +35,17 @@ def predictions(logits: torch.Tensor) -> torch.Tensor:
     if logits.dim() == 2 and logits.shape[1] == 1:
         return (logits[:, 0] > 0).long()
     return logits.argmax(dim=1)
+
+
+def sample_mean(values: torch.Tensor) -> torch.Tensor:
+    """``N×...`` → ``N``: each sample's mean over its other dimensions (float64), e.g. over a sequence's tokens."""
+    return values.reshape(values.shape[0], -1).double().mean(1)
+
+
+def correct_count(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The batch's number of correct samples (float64): per sample the share of its labels predicted,
+    summed (for one label per sample the count of correct predictions)."""
+    return sample_mean(predictions(logits) == targets).sum()
 
 
 def is_tensor_pair(data: object) -> bool:
@@ -124,7 +138,7 @@ def evaluate(model: nn.Module, data: Data, *, loss_fn: LossFn | None = None,
     device = model_device(model)
     cl = inputs_channels_last(model)
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
+    correct = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
     with eval_mode(model):
         for x, y in iter_batches(data, batch_size):
@@ -132,7 +146,7 @@ def evaluate(model: nn.Module, data: Data, *, loss_fn: LossFn | None = None,
             y = y.to(device, non_blocking=True)
             logits = model(x)
             total_loss += loss_fn(logits, y).double() * y.shape[0]
-            correct += (predictions(logits) == y).sum()
+            correct += correct_count(logits, y)
             count += int(y.shape[0])
     if count == 0:
         raise ValueError("evaluate() got no data")

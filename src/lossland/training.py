@@ -38,6 +38,7 @@ class TrainSettings:
     eval_batch_size: int = 1000
     channels_last: bool | None = None  # None: lossland.evaluation.inputs_channels_last(model)
     drop_last: bool = False
+    grad_clip: float = 0.0  # > 0: clip the gradient's total norm to this before every step (LSTMs)
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> "TrainSettings":
@@ -92,7 +93,8 @@ def train(
 
     Every split in ``splits`` (``train``, ``test``, ``val``, ...) is evaluated after
     each epoch, giving the columns ``<split>_loss`` and ``<split>_acc``. Rows also
-    carry ``epoch, lr, grad_norm`` (mean minibatch gradient norm),
+    carry ``epoch, lr, grad_norm`` (mean minibatch gradient norm, before any clipping by
+    ``settings.grad_clip``),
     ``train_batch_loss`` (mean minibatch loss, in train mode), ``dist_from_init``
     (Euclidean distance of the trainable parameters from ``init_state``, default
     the weights at epoch 0), ``wall_time`` (seconds, cumulative) and ``diverged``.
@@ -170,6 +172,8 @@ def train(
                     loss.backward()
                     if not first:
                         first.append(gradient_norm(params))
+                    if settings.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
                     return loss
 
                 if needs_closure:

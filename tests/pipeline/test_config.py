@@ -106,9 +106,9 @@ def _error(cfg, schema):
      "hessian.settings.trace_tol: not used by trace_method exact; allowed: null, or trace_method deflated or hutchinson"),
     (lambda c: [c.pop(k) for k in ("optimizer_study", "rk2_study", "init_study", "switch_study", "hessian", "reparam",
                                    "landscape", "curves", "walk", "entropy", "deep_linear", "batch_size",
-                                   "architecture")],
+                                   "architecture", "bn_study")],
      "no section that trains runs is configured; allowed: optimizer_study, rk2_study, init_study, switch_study, reparam, "
-     "entropy, deep_linear, batch_size, architecture"),
+     "entropy, deep_linear, batch_size, architecture, bn_study"),
     (lambda c: c["datasets"]["cifar10-small"].update(train_size=0), "datasets.cifar10-small.train_size: 0 is not allowed"),
     (lambda c: c["models"].update({"bad_name": {"arch": "mlp"}}), "models: 'bad_name' does not match"),
     (lambda c: c["landscape"].update(optimizers=["sgd", "rk4"]),

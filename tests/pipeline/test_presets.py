@@ -33,7 +33,8 @@ def test_gpu_presets_name_every_family(path):
 
 def test_gpu_preset_is_full_cifar10_at_full_width():
     cfg = _preset("config/gpu.yaml")
-    assert {d["source"] for d in cfg["datasets"].values()} == {"torchvision"}
+    # CIFAR-10 in full; the LSTM's Penn Treebank as shipped (its training split is not in the package)
+    assert {d["source"] for d in cfg["datasets"].values()} == {"torchvision", "ptb-embedded"}
     for name in cfg["optimizer_study"]["models"]:
         assert cfg["models"][name]["width"] == 1.0
     assert {"nin", "vgg"} <= set(cfg["optimizer_study"]["models"])
@@ -41,14 +42,16 @@ def test_gpu_preset_is_full_cifar10_at_full_width():
     from lossland.pipeline.families import sharpness
 
     batch_study = {s["run"] for s in sharpness.section_specs(cfg, "batch_size")}   # Keskar's batch sizes
-    assert {r["training"]["batch_size"] for n, r in runs.items() if n not in batch_study} == {128}
+    lstm = {n for n, r in runs.items() if r["model_spec"]["arch"] == "lstm"}     # the LSTM: batch 20 (Zaremba)
+    assert lstm and {runs[n]["training"]["batch_size"] for n in lstm} == {20}
+    assert {r["training"]["batch_size"] for n, r in runs.items() if n not in batch_study | lstm} == {128}
     assert sorted(runs[n]["training"]["batch_size"] for n in batch_study) == [128, 4500]
     assert {r["training"]["epochs"] for r in runs.values()} == {15}
 
 
 def test_smoke_preset_needs_no_download():
     cfg = _preset("config/gpu-smoke.yaml")
-    assert {d["source"] for d in cfg["datasets"].values()} == {"embedded"}
+    assert {d["source"] for d in cfg["datasets"].values()} == {"embedded", "ptb-embedded"}  # both shipped
 
 
 @pytest.mark.parametrize("path", GPU_PRESETS)

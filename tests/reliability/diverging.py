@@ -11,7 +11,8 @@ from tiny import TINY
 DIVERGING_RUN = "mlp_sgd-huge-lr10000_init0"
 
 DIVERGING = copy.deepcopy(TINY)
-DIVERGING["models"] = {"mlp": TINY["models"]["mlp"], "zhang": TINY["models"]["zhang"]}
+DIVERGING["models"] = {"mlp": TINY["models"]["mlp"], "mlp-bn": TINY["models"]["mlp-bn"],
+                       "zhang": TINY["models"]["zhang"]}
 DIVERGING["optimizers"] = {"sgd": {"algorithm": "sgd", "lr": 0.1}, "sgd-huge": {"algorithm": "sgd", "lr": 1.0e4},
                            "adam": {"algorithm": "adam", "lr": 0.01}}
 DIVERGING["optimizer_study"] = {"dataset": "tiny", "models": ["mlp"], "optimizers": ["sgd", "sgd-huge", "adam"],
@@ -31,3 +32,6 @@ DIVERGING["entropy"] = {**TINY["entropy"], "lr": 1.0e4}
 DIVERGING["batch_size"] = {**TINY["batch_size"], "batches": [{"batch_size": 20, "lr": 0.05},
                                                              {"batch_size": 50, "lr": 1.0e4}]}
 DIVERGING["architecture"] = {**TINY["architecture"], "models": ["mlp"], "optimizer": "sgd-huge"}
+# im2016 Table 2: the MLP with and without BatchNorm, one optimizer of which diverges (no LSTM here)
+DIVERGING["bn_study"] = {**TINY["bn_study"], "architectures": {"mlp": {"dataset": "tiny", "models": ["mlp-bn", "mlp"]}},
+                         "optimizers": ["sgd", "sgd-huge"]}

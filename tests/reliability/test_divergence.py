@@ -101,3 +101,19 @@ def test_diverged_sharpness_runs_are_recorded_and_their_findings_not_run(diverge
         assert findings.loc[name, "verdict"] == "not run at this scale", name
     for figure in ("keskar_interpolation", "keskar_sharpness", "li_convexity"):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
+
+
+def test_diverged_bn_study_lines_are_flagged_and_the_figures_drawn(diverged):
+    results = diverged / "results"
+    lines = table(results, "bn_study_lines")
+    flagged = lines.groupby(["kind", "end"])["diverged"].all()
+    assert flagged.loc[("init_final", "mlp_sgd-huge-lr10000_init0")]
+    assert not flagged.loc[("init_final", "mlp_sgd-lr0.1_init0")]
+    assert lines.loc[lines["kind"] == "final_final", "diverged"].all()
+    summary = table(results, "bn_study_summary").set_index("model")
+    assert summary["diverged_runs"].gt(0).all() and summary["local_maxima_mean"].isna().all()
+    assert np.isinf(summary["final_loss_spread"]).all()
+    findings = table(results, "findings").set_index("finding")
+    assert findings.loc["bn_final_final_unimodal", "verdict"] != "reproduced"
+    for figure in ("table2_bn_lines", "fig8_bn_minima"):
+        assert (results / "figures" / f"{figure}.png").stat().st_size > 10_000, figure

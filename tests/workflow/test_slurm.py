@@ -34,7 +34,7 @@ SLURM_ARGS = ("--profile", str(ROOT / "profiles" / "slurm"), "--slurm-status-com
 LOCAL_RULES = {"select_lr", "gather_lr_selection", "gather_study_metrics", "gather_chosen_metrics",
                "gather_landscape_surface", "gather_landscape_table", "gather_hessian", "gather_reparam",
                "gather_curves", "gather_walk", "gather_entropy", "gather_deep_linear", "gather_batch_size", "gather_architecture",
-               "findings", "all"}
+               "gather_bn_study", "findings", "all"}
 PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
 BATCH_SIZES = {group: int(n) for group, n in (entry.split("=") for entry in PROFILE["group-components"])}
 CANCELLED_RUN = "mlp_adam-lr0.02_init0"  # a training run that nothing waits on first
@@ -144,7 +144,7 @@ def test_every_cluster_job_went_through_sbatch(slurm_run):
     assert {"prepare_dataset", "init_weights", "train_run", "landscape_line", "landscape_pca_directions",
             "hessian_init", "hessian_checkpoint", "reparam_sweep", "reparam_input", "curve_pair",
             "sgd_walk", "entropy_dynamics", "deep_linear_students", "deep_linear_drift", "sharpness_hessian",
-            "batch_size_line", "architecture_convexity"} <= set(single)
+            "batch_size_line", "architecture_convexity", "bn_study_lines"} <= set(single)
     # shards and figures went in batches of the profile's group-components, not one sbatch each
     results = slurm_run["dir"] / "results"
     shards = len(list((results / "landscape").rglob("shard*-of*.parquet")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -15,7 +16,10 @@ RUNS = {"mlp_sgd-lr0.1_init0", "mlp_adam-lr0.01_init0", "mlp_adam-lr0.02_init0",
         "mlp_sgdm-lr0.05_init0",
         "mlp_heun-lr0.2_init0", "mlp-n1_sgd-lr0.1_init0", "mlp_S1-A1_init0", "mlp-bn_sgd-lr0.1_init0",
         "mlp_sgd-lr0.05-bs20_init0", "mlp_sgd-lr0.1-bs100_init0",   # batch_size
-        "res_sgd-lr0.1_init0", "res-noshort_sgd-lr0.1_init0", "res-narrow_sgd-lr0.1_init0"}   # architecture
+        "res_sgd-lr0.1_init0", "res-noshort_sgd-lr0.1_init0", "res-narrow_sgd-lr0.1_init0",   # architecture
+        "mlp_sgd-lr0.1_init1", "mlp_adam-lr0.01_init1", "mlp-bn_adam-lr0.01_init0", "mlp-bn_sgd-lr0.1_init1",
+        "mlp-bn_adam-lr0.01_init1", "lstm_sgd-lr0.1_init0", "lstm_adam-lr0.01_init0", "lstm_sgd-lr0.1_init1",
+        "lstm_adam-lr0.01_init1"}   # bn_study
 FIGURES = ["fig4_optimizer_accuracy", "fig7_switching", "fig9_rk2_training", "fig11_exotic_inits",
            "optimizer_study_learning_curves", "rk2_study_learning_curves", "init_study_learning_curves",
            "switch_study_learning_curves", "hessian_density", "hessian_sharpness", "hessian_negative_fraction",
@@ -23,7 +27,7 @@ FIGURES = ["fig4_optimizer_accuracy", "fig7_switching", "fig9_rk2_training", "fi
            "zhang_fig1_entropy_by_dynamics", "zhang_fig2_entropy_test_error", "zhang_fig3_deep_linear_balanced",
            "zhang_fig4_deep_linear_unbalanced", "zhang_fig5_trace_entropy",
            "keskar_interpolation", "keskar_sharpness", "li_skip_surfaces", "li_skip_surfaces_3d", "li_convexity",
-           "li_width"]
+           "li_width", "table2_bn_lines", "fig8_bn_minima"]
 LANDSCAPE_FIGURES = ["fig2_init_final", "fig3_bilinear", "fig5_interpolation", "fig6_distance", "fig10_beyond_final",
                      "table1_optimizer_grid", "fig7_switching_interpolation", "random_plane", "pca_plane"]
 LINE_COLUMNS = {"start", "end", "alpha", "split", "loss", "accuracy"}
@@ -416,6 +420,41 @@ def test_changing_a_sharpness_setting_reruns_only_its_jobs(finished):
     out = dry_run(finished, edited(lambda c: c["batch_size"]["line"].update(num=7)))
     assert planned_jobs(out) == {"batch_size_line": 1, "gather_batch_size": 1, "plot_keskar_interpolation": 1,
                                  "plot_keskar_sharpness": 1, "findings": 1, "all": 1}
+
+
+def test_bn_study_tables_follow_the_data_contract(finished):
+    tables = finished / "results" / "tables"
+    lines = pd.read_parquet(tables / "bn_study_lines.parquet")
+    assert LINE_COLUMNS | {"kind", "architecture", "batch_norm", "seed"} <= set(lines.columns)
+    # per model and init: 2 init->final lines of 3 points and 1 final->final of 5, on the train split
+    assert lines.groupby(["model", "seed"]).size().to_dict() == {(m, s): 2 * 3 + 5 for m in ("lstm", "mlp", "mlp-bn")
+                                                                for s in (0, 1)}
+    assert lines.groupby("model")["batch_norm"].first().to_dict() == {"lstm": False, "mlp": False, "mlp-bn": True}
+    # whole splits with stored statistics: the ends of every line are its runs' final training metrics
+    for (start, end), line in lines.groupby(["start", "end"]):
+        for alpha, run in ((0.0, start), (1.0, end)):
+            if run == "init":
+                continue
+            metrics = pd.read_parquet(finished / "results" / "runs" / run / "metrics.parquet").iloc[-1]
+            point = line[line["alpha"] == alpha].iloc[0]
+            assert point["loss"] == pytest.approx(metrics["train_loss"], rel=1e-5), (start, end, alpha)
+            assert point["accuracy"] == pytest.approx(metrics["train_acc"]), (start, end, alpha)
+    metrics = pd.read_parquet(tables / "bn_study_metrics.parquet")
+    lstm = metrics[metrics["model"] == "lstm"]
+    assert lstm["test_perplexity"].to_numpy() == pytest.approx(np.exp(lstm["test_loss"].to_numpy()))
+    # every optimizer of one init saw the same initial weights: one epoch-0 loss per model and seed
+    assert metrics[metrics["epoch"] == 0].groupby(["model", "seed"])["train_loss"].nunique().eq(1).all()
+    summary = pd.read_parquet(tables / "bn_study_summary.parquet")
+    assert set(summary["model"]) == {"lstm", "mlp", "mlp-bn"} and summary["pair_lines"].eq(2).all()
+    assert summary["local_maxima_mean"].ge(0).all() and summary["final_loss_spread"].ge(0).all()
+    assert summary.set_index("model")["final_test_perplexity_mean"].notna().to_dict() == {
+        "lstm": True, "mlp": False, "mlp-bn": False}
+
+
+def test_changing_a_bn_study_line_reruns_only_the_lines(finished):
+    out = dry_run(finished, edited(lambda c: c["bn_study"]["final_final"].update(num=7)))
+    assert planned_jobs(out) == {"bn_study_lines": 6, "gather_bn_study": 1, "plot_table2_bn_lines": 1,
+                                 "plot_fig8_bn_minima": 1, "findings": 1, "all": 1}
 
 
 def test_bad_config_stops_before_any_job(tmp_path):

@@ -64,8 +64,12 @@ def get_dataset_sources(wildcards):
         from lossland.data import embedded_archive
 
         return [str(embedded_archive())]
+    if spec["source"] == "ptb-embedded":
+        from lossland.data import embedded_ptb_files
+
+        return [str(p) for p in embedded_ptb_files().values()]
     path = spec.get("path")
-    if spec["source"] in ("imagefolder", "python-archive") and path and os.path.exists(path):
+    if spec["source"] in ("imagefolder", "python-archive", "ptb") and path and os.path.exists(path):
         return [path]
     return []
 

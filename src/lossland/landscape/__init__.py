@@ -100,6 +100,7 @@ from .directions import NORMALIZATIONS, PCADirections, normalize_direction, pca_
 from .engines import BN_MODES, ENGINES
 from .functional import functional_distance, probabilities
 from .lines import barycentric_surface, bilinear_surface, distance_path, evaluate_points, interpolate, surface
+from .shape import line_shape, local_maxima
 
 __all__ = [
     "ENGINES", "BN_MODES", "NORMALIZATIONS",
@@ -107,5 +108,5 @@ __all__ = [
     "functional_distance", "probabilities",
     "Curve", "train_curve", "evaluate_curve", "curve_table", "plane_basis", "plane_coordinates", "barrier",
     "normalize_direction", "random_direction", "PCADirections", "pca_directions",
-    "recompute_bn",
+    "recompute_bn", "line_shape", "local_maxima",
 ]

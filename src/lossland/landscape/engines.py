@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..evaluation import LossFn, eval_mode, predictions
+from ..evaluation import LossFn, correct_count, eval_mode
 from ..fold import folded_copy
 from .batchnorm import _bn_modules, _recompute_bn
 from .points import _Points
@@ -33,7 +33,7 @@ def _loss_acc_reducer(loss_fn: LossFn) -> Reducer:
     def reduce(logits, y, *extra):
         n = y.shape[0]
         return torch.stack([loss_fn(logits, y).double() * n,
-                            (predictions(logits) == y).sum().double()])
+                            correct_count(logits, y)])
     return reduce
 
 

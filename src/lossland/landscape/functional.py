@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..evaluation import Data, eval_mode, predictions
+from ..evaluation import Data, eval_mode, predictions, sample_mean
 from ..state import State, copy_as, diff, direction_as
 from .batches import _materialize
 from .batchnorm import _bn_modules, _recompute_bn
@@ -22,13 +22,14 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
     if logits.dim() == 2 and logits.shape[1] == 1:
         p = torch.sigmoid(logits)
         return torch.cat([1 - p, p], dim=1)
-    return F.softmax(logits, dim=-1)
+    return F.softmax(logits, dim=1)
 
 
 def _functional_reducer(logits, y, ref_probs, ref_labels):
     p = probabilities(logits)
-    return torch.stack([(p - ref_probs).pow(2).sum().double(),
-                        (predictions(logits) != ref_labels).sum().double()])
+    # per sample (per token of a sequence: the mean over its tokens), summed over the batch
+    return torch.stack([sample_mean((p - ref_probs).pow(2).sum(1)).sum(),
+                        sample_mean(predictions(logits) != ref_labels).sum()])
 
 
 def _reference_outputs(model: nn.Module, ref: State, batches, bn: str) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -1,4 +1,4 @@
-"""Models by name (NIN, VGG, ResNet, MLP) and initialisation schemes.
+"""Models by name (NIN, VGG, ResNet, MLP, LSTM) and initialisation schemes.
 
 NIN and VGG follow the CIFAR-10 implementations that im2016 used
 (``szagoruyko/cifar.torch``: ``nin.lua`` and ``vgg_bn_drop.lua``), with a width
@@ -7,11 +7,13 @@ study can run narrow versions on a CPU. ResNet is He et al. (2016)'s CIFAR ResNe
 (depth 6n+2, parameter-free option-A shortcuts) with the skip connections
 switchable, for Li et al. (2018)'s ResNet-56 against ResNet-56-noshort. The MLP
 covers zhang2018's 1320-parameter net (108 inputs, three hidden layers of 10, one
-sigmoid output without bias).
+sigmoid output without bias). The LSTM is im2016's word-level language model on
+Penn Treebank.
 
-All models take ``N×C×H×W`` image tensors and return logits ``N×K`` (``N×1``
-for a binary head). One module an architecture (:mod:`.nin`, :mod:`.vgg`,
-:mod:`.resnet`, :mod:`.mlp`, the shared conv block and width rounding in
+The image models take ``N×C×H×W`` image tensors and return logits ``N×K`` (``N×1``
+for a binary head); the LSTM takes token ids ``N×T`` and returns ``N×V×T``. One
+module an architecture (:mod:`.nin`, :mod:`.vgg`, :mod:`.resnet`, :mod:`.mlp`,
+:mod:`.lstm`, the shared conv block and width rounding in
 :mod:`.blocks`), the initialisation schemes in :mod:`.init`.
 """
 
@@ -24,26 +26,30 @@ import torch
 from torch import nn
 
 from .init import INIT_SCHEMES, init_weights
+from .lstm import LSTMLanguageModel
 from .mlp import ACTIVATIONS, MLP
 from .nin import NIN, NIN_STAGES
 from .resnet import RESNET_DEPTHS, ResNet, resnet_depth_ok, resnet_depths_text
 from .vgg import VGG, VGG_DEPTHS
 
 __all__ = ["ARCHS", "NIN_STAGES", "VGG_DEPTHS", "RESNET_DEPTHS", "INIT_SCHEMES", "ACTIVATIONS", "NIN", "VGG",
-           "ResNet", "MLP", "resnet_depth_ok", "resnet_depths_text", "build_model", "init_weights", "create_model",
-           "count_parameters"]
+           "ResNet", "MLP", "LSTMLanguageModel", "resnet_depth_ok", "resnet_depths_text", "build_model", "init_weights",
+           "create_model", "count_parameters", "LANGUAGE_MODELS"]
 
-ARCHS = ("nin", "vgg", "resnet", "mlp")
+ARCHS = ("nin", "vgg", "resnet", "mlp", "lstm")
+#: architectures whose inputs are token ids and whose loss is per token (perplexity = exp(loss))
+LANGUAGE_MODELS = ("lstm",)
 
 
 def build_model(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes: int) -> nn.Module:
-    """Build the model that ``spec`` names for inputs of ``input_shape`` (C, H, W).
+    """Build the model that ``spec`` names for inputs of ``input_shape`` (C, H, W; for the LSTM (T,)).
 
     ``spec`` keys: ``arch`` (one of :data:`ARCHS`) and the architecture's options:
     NIN ``width, depth, batch_norm, dropout``; VGG ``width, depth, batch_norm,
     dropout, conv_dropout``; ResNet ``depth`` (6n+2, default 20), ``width``,
     ``batch_norm``, ``skip`` (false: Li et al.'s no-short net); MLP ``hidden,
-    activation, output_bias, batch_norm, binary`` (one logit for a two-class problem). ``init`` is ignored here (see
+    activation, output_bias, batch_norm, binary`` (one logit for a two-class problem); LSTM ``embedding,
+    hidden, layers, dropout, tie_weights`` (``num_classes`` is the vocabulary's size). ``init`` is ignored here (see
     :func:`init_weights`).
     """
     arch = spec.get("arch")
@@ -65,6 +71,13 @@ def build_model(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes
         return MLP(math.prod(int(s) for s in input_shape), 1 if binary else num_classes,
                    hidden=spec.get("hidden", (10, 10, 10)), activation=spec.get("activation", "relu"),
                    output_bias=spec.get("output_bias", True), batch_norm=spec.get("batch_norm", False))
+    if arch == "lstm":
+        if len(input_shape) != 1:
+            raise ValueError(f"an lstm reads token sequences (input shape (T,)); got inputs of shape "
+                             f"{tuple(input_shape)}: use a text data set (ptb, ptb-embedded)")
+        return LSTMLanguageModel(num_classes, embedding=spec.get("embedding", 200), hidden=spec.get("hidden", 200),
+                                 layers=spec.get("layers", 1), dropout=spec.get("dropout", 0.0),
+                                 tie_weights=spec.get("tie_weights", False))
     raise ValueError(f"unknown model arch {arch!r}; allowed: {', '.join(ARCHS)}")
 
 

@@ -23,14 +23,30 @@ from typing import Any
 from .runs import training_settings
 
 SOURCES = {"embedded": "the embedded CIFAR-10 subset", "torchvision": "CIFAR-10",
-           "imagefolder": "CIFAR-10 images", "python-archive": "CIFAR-10"}
+           "imagefolder": "CIFAR-10 images", "python-archive": "CIFAR-10",
+           "ptb-embedded": "Penn Treebank as shipped (validation and test splits)", "ptb": "Penn Treebank"}
 
 
 #: training and test images of the full sources
 FULL_SIZES = {"torchvision": (50_000, 10_000), "python-archive": (50_000, 10_000)}
 
 
+def _tokens(dataset: Mapping[str, Any]) -> str:
+    def one(split: str, default: str) -> str:
+        n = dataset.get(f"{split}_tokens")
+        name = dataset.get(f"{split}_split") or default
+        return f"{'the first ' + format(n, ',') if n else 'all'} tokens of {name}"
+
+    vocab = dataset.get("vocab_size")
+    train_default = "valid" if dataset["source"] == "ptb-embedded" else "train"
+    return (f"training on {one('train', train_default)}, testing on {one('test', 'test')}, "
+            f"{'a ' + format(vocab, ',') + '-word' if vocab else 'the full'} vocabulary, "
+            f"sequences of {dataset.get('seq_len', 35)}")
+
+
 def _images(dataset: Mapping[str, Any]) -> str:
+    if dataset["source"] in ("ptb", "ptb-embedded"):
+        return _tokens(dataset)
     full_train, full_test = FULL_SIZES.get(dataset["source"], (None, None))
     val = dataset.get("val_size")
     train = dataset.get("train_size") or (full_train - (val or 0) if full_train else None)
@@ -43,6 +59,9 @@ def _images(dataset: Mapping[str, Any]) -> str:
 def describe_model(spec: Mapping[str, Any]) -> str:
     """``NIN ×0.25 (depth 3) with BatchNorm``, ``ResNet-56-noshort with BatchNorm``, ``MLP 128-64 (relu)``..."""
     arch = spec["arch"]
+    if arch == "lstm":
+        return (f"LSTM {spec.get('layers', 1)}×{spec.get('hidden', 200)} (embedding {spec.get('embedding', 200)}"
+                + (", tied" if spec.get("tie_weights") else "") + ")")
     if arch == "mlp":
         hidden = "-".join(str(h) for h in spec.get("hidden", []))
         text = f"MLP {hidden} ({spec.get('activation', 'relu')})"

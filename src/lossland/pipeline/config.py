@@ -26,8 +26,20 @@ ARCH_OPTIONS = {
     "vgg": {"width", "depth", "batch_norm", "dropout", "conv_dropout"},
     "resnet": {"width", "depth", "batch_norm", "skip"},
     "mlp": {"hidden", "activation", "output_bias", "batch_norm", "binary"},
+    "lstm": {"embedding", "hidden", "layers", "dropout", "tie_weights"},
 }
 PATH_SOURCES = ("imagefolder", "python-archive")
+TEXT_SOURCES = ("ptb-embedded", "ptb")
+#: data set keys that only one kind of source reads
+TEXT_KEYS = ("train_split", "test_split", "val_split", "train_tokens", "test_tokens", "val_tokens", "vocab_size",
+             "seq_len")
+IMAGE_KEYS = ("download", "classes", "train_size", "test_size", "val_size", "image_size", "subset_seed")
+
+
+#: the schema's defaults of the data set keys (a key at its default was not necessarily written)
+_KEY_DEFAULTS = {"download": False, "classes": None, "train_size": None, "test_size": None, "val_size": 0,
+                 "image_size": None, "subset_seed": 0, "val_split": None, "train_tokens": None, "test_tokens": None,
+                 "val_tokens": None, "vocab_size": None, "seq_len": 35}
 
 
 class ConfigError(ValueError):
@@ -89,6 +101,20 @@ def _allowed(schema: Mapping[str, Any]) -> str:
     return words
 
 
+def _option_text(sub: Mapping[str, Any]) -> str:
+    """One alternative of a oneOf/anyOf in words: ``integer >= 1``, ``positive_int``, ``array of positive_int``."""
+    if "$ref" in sub:
+        return sub["$ref"].rsplit("/", 1)[-1]
+    if "type" not in sub:
+        return ""
+    desc = str(sub["type"])
+    if "minimum" in sub:
+        desc += f" >= {sub['minimum']}"
+    if sub["type"] == "array" and isinstance(sub.get("items"), Mapping):
+        desc += f" of {_option_text(sub['items']) or 'items'}"
+    return desc
+
+
 def _describe(error) -> str:
     """One line for a jsonschema error: the key, what is wrong, what is allowed."""
     key = _key(error.absolute_path)
@@ -105,15 +131,10 @@ def _describe(error) -> str:
         return f"{key}: {error.message}"
     if error.validator == "pattern" or (error.validator == "propertyNames"):
         return f"{key}: {error.message} (names use letters, digits, '.' and '-', and start with a letter or digit)"
-    if error.validator == "oneOf":
-        # e.g. `size`: null or a positive integer
-        options = []
-        for sub in error.validator_value:
-            if "type" in sub:
-                desc = sub["type"]
-                if "minimum" in sub:
-                    desc += f" >= {sub['minimum']}"
-                options.append(str(desc))
+    if error.validator in ("oneOf", "anyOf"):
+        # e.g. `size`: null or a positive integer; MLP/LSTM `hidden`: a list of widths or one integer
+        options = [_option_text(sub) for sub in error.validator_value]
+        options = [o for o in options if o]
         return f"{key}: {error.instance!r} is not allowed; allowed: {' or '.join(options) or 'see schema'}"
     if error.validator in ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems",
                            "maxItems", "uniqueItems"):
@@ -166,9 +187,26 @@ def cross_check(config: Mapping[str, Any]) -> list[str]:
         elif ds["source"] in PATH_SOURCES and not Path(ds["path"]).exists():
             problems.append(f"datasets.{name}.path: {ds['path']} does not exist (relative paths are read from "
                             f"{Path.cwd()}); allowed: an existing folder or archive for source {ds['source']!r}")
+        if ds["source"] == "ptb" and not ds.get("path"):
+            problems.append(f"datasets.{name}.path: required for source 'ptb' (a folder with ptb.train.txt, "
+                            f"ptb.valid.txt and ptb.test.txt)")
+        text = ds["source"] in TEXT_SOURCES
+        # keys the schema filled with defaults are left out: only what the user wrote counts
+        for key in TEXT_KEYS if not text else IMAGE_KEYS:
+            if key in ds and ds[key] != _KEY_DEFAULTS.get(key):
+                problems.append(f"datasets.{name}.{key}: not read by source {ds['source']!r}; allowed keys: "
+                                + ", ".join(("path",) + (TEXT_KEYS if text else IMAGE_KEYS)))
     for name, spec in config["models"].items():
         arch = spec["arch"]
         allowed = ARCH_OPTIONS[arch]
+        hidden = spec.get("hidden")
+        if arch == "lstm" and hidden is not None and not isinstance(hidden, int):
+            problems.append(f"models.{name}.hidden: {hidden!r}; allowed for lstm: one integer (the state's size)")
+        if arch == "lstm" and spec.get("tie_weights") and spec.get("embedding", 200) != spec.get("hidden", 200):
+            problems.append(f"models.{name}.tie_weights: needs embedding == hidden (got {spec.get('embedding', 200)} "
+                            f"and {spec.get('hidden', 200)}); allowed: equal sizes, or tie_weights false")
+        if arch == "mlp" and isinstance(hidden, int):
+            problems.append(f"models.{name}.hidden: {hidden!r}; allowed for mlp: a list of layer widths")
         for key in sorted(set(spec) - allowed - {"arch", "init"}):
             problems.append(f"models.{name}.{key}: not an option of arch {arch!r}; "
                             f"allowed keys: {', '.join(sorted(allowed | {'arch', 'init'}))}")

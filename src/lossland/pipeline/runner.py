@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from .. import io
 from ..data import PreparedDataset
-from ..models import build_model
+from ..models import LANGUAGE_MODELS, build_model
 from ..optim import learning_rate, make_optimizer
 from ..runtime import resolve_channels_last
 from ..training import TrainSettings, TrainState, snapshot, train
@@ -113,7 +114,9 @@ def metrics_frame(spec: Mapping[str, Any], records: list[dict]) -> pd.DataFrame:
     """The per-epoch table of a run: identifying columns first, then the records.
 
     ``phase`` names the optimizer that produced each row's weights (for a switch
-    run, the first optimizer up to the switch epoch, then the second).
+    run, the first optimizer up to the switch epoch, then the second). A language
+    model's run (:data:`lossland.models.LANGUAGE_MODELS`) gets ``<split>_perplexity``
+    = exp(``<split>_loss``, the mean per-token cross-entropy) after each split's columns.
     """
     ids = {
         "run": spec["run"],
@@ -135,6 +138,10 @@ def metrics_frame(spec: Mapping[str, Any], records: list[dict]) -> pd.DataFrame:
     else:
         df.insert(len(ids), "phase", spec["optimizer"])
     df["diverged"] = df["diverged"].astype(bool)
+    if spec["model_spec"].get("arch") in LANGUAGE_MODELS:
+        for col in [c for c in df.columns if c.endswith("_loss") and c != "train_batch_loss"]:
+            with np.errstate(over="ignore"):
+                df.insert(df.columns.get_loc(col) + 1, col[:-len("_loss")] + "_perplexity", np.exp(df[col]))
     return df
 
 

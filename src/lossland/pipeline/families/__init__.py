@@ -13,10 +13,10 @@ from typing import Any
 
 from .. import paths, runs
 from ..family import Config, Family, Figure
-from . import connectivity, entropy, hessian, im2016, landscape, reparam, sharpness
+from . import batchnorm, connectivity, entropy, hessian, im2016, landscape, reparam, sharpness
 
 #: every family, in the order its rules are included and its checks run
-FAMILIES: tuple[Family, ...] = (im2016, hessian, landscape, reparam, connectivity, entropy, sharpness)
+FAMILIES: tuple[Family, ...] = (im2016, hessian, landscape, reparam, connectivity, entropy, sharpness, batchnorm)
 
 __all__ = ["FAMILIES", "Family", "Figure", "check", "figure_kwargs", "figures", "present_sections", "run_table",
            "sections", "targets", "wildcard_constraints"]
