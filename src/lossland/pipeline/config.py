@@ -29,10 +29,9 @@ ARCH_OPTIONS = {
     "lstm": {"embedding", "hidden", "layers", "dropout", "tie_weights"},
 }
 PATH_SOURCES = ("imagefolder", "python-archive")
+#: the text sources (:data:`lossland.data.TEXT_SOURCES`, kept here so that the pipeline reads them without torch)
 TEXT_SOURCES = ("ptb-embedded", "ptb")
-#: data set keys that only one kind of source reads
-TEXT_KEYS = ("train_split", "test_split", "val_split", "train_tokens", "test_tokens", "val_tokens", "vocab_size",
-             "seq_len")
+#: data set keys that only image sources read (the text ones: :data:`lossland.data.TEXT_OPTIONS`)
 IMAGE_KEYS = ("download", "classes", "train_size", "test_size", "val_size", "image_size", "subset_seed")
 
 
@@ -188,9 +187,11 @@ def cross_check(config: Mapping[str, Any]) -> list[str]:
             problems.append(f"datasets.{name}.path: {ds['path']} does not exist (relative paths are read from "
                             f"{Path.cwd()}); allowed: an existing folder or archive for source {ds['source']!r}")
         if ds["source"] == "ptb" and not ds.get("path"):
-            problems.append(f"datasets.{name}.path: required for source 'ptb' (a folder with ptb.train.txt, "
-                            f"ptb.valid.txt and ptb.test.txt)")
+            problems.append(f"datasets.{name}.path: required for source 'ptb'; allowed: a folder with ptb.train.txt, "
+                            f"ptb.valid.txt and ptb.test.txt")
         text = ds["source"] in TEXT_SOURCES
+        from ..data import TEXT_OPTIONS as TEXT_KEYS  # prepare_text's keywords
+
         # keys the schema filled with defaults are left out: only what the user wrote counts
         for key in TEXT_KEYS if not text else IMAGE_KEYS:
             if key in ds and ds[key] != _KEY_DEFAULTS.get(key):
