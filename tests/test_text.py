@@ -35,6 +35,15 @@ def small_text() -> data.PreparedDataset:
 # --------------------------------------------------------------------------- data
 
 
+def test_the_pipeline_knows_the_librarys_text_sources_and_options():
+    import inspect
+
+    from lossland.pipeline import config as C
+
+    assert C.TEXT_SOURCES == data.TEXT_SOURCES
+    assert set(data.TEXT_OPTIONS) == set(inspect.signature(data.prepare_text).parameters) - {"raw", "source"}
+
+
 def test_tokenize_ends_every_line_with_eos():
     assert data.tokenize(" a b \n\nc\n") == ["a", "b", "<eos>", "<eos>", "c", "<eos>"]
 

@@ -71,7 +71,7 @@ def text_sizes(dataset: dict) -> dict[str, int]:
 
 
 def split_sizes(dataset: dict) -> dict[str, int]:
-    if dataset["source"] in ("ptb", "ptb-embedded"):
+    if dataset["source"] in C.TEXT_SOURCES:
         return text_sizes(dataset)
     train, test = SOURCE_SIZES[dataset["source"]]
     val = int(dataset.get("val_size") or 0)

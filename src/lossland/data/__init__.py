@@ -39,6 +39,7 @@ from .sources import (
 )
 from .text import (
     EOS,
+    TEXT_OPTIONS,
     TEXT_SOURCES,
     UNK,
     RawText,
@@ -51,10 +52,6 @@ from .text import (
     sequences,
     tokenize,
 )
-
-TEXT_OPTIONS = ("train_split", "test_split", "val_split", "train_tokens", "test_tokens", "val_tokens",
-                "vocab_size", "seq_len")
-IMAGE_OPTIONS = ("classes", "train_size", "test_size", "val_size", "image_size")
 
 
 def prepare_source(spec: Mapping[str, Any]) -> PreparedDataset:
@@ -81,5 +78,5 @@ __all__ = [
     "SUBSET_SEED", "subset_indices",
     "derive_seed", "DeviceBatches",
     "EOS", "UNK", "TEXT_SOURCES", "RawText", "tokenize", "embedded_ptb_files", "read_ptb", "read_text_source",
-    "build_vocabulary", "encode", "sequences", "prepare_text", "prepare_source", "TEXT_OPTIONS", "IMAGE_OPTIONS",
+    "build_vocabulary", "encode", "sequences", "prepare_text", "prepare_source", "TEXT_OPTIONS",
 ]

@@ -34,6 +34,9 @@ from .sources import DataError
 TEXT_SOURCES = ("ptb-embedded", "ptb")
 PTB_SPLITS = ("train", "valid", "test")
 EMBEDDED_PTB_SPLITS = ("valid", "test")
+#: :func:`prepare_text`'s options, the keys a text data set's config entry may set beside ``source`` and ``path``
+TEXT_OPTIONS = ("train_split", "test_split", "val_split", "train_tokens", "test_tokens", "val_tokens", "vocab_size",
+                "seq_len")
 EOS = "<eos>"
 UNK = "<unk>"
 #: which of our splits reads which source split by default

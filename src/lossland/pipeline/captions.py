@@ -45,7 +45,9 @@ def _tokens(dataset: Mapping[str, Any]) -> str:
 
 
 def _images(dataset: Mapping[str, Any]) -> str:
-    if dataset["source"] in ("ptb", "ptb-embedded"):
+    from .config import TEXT_SOURCES
+
+    if dataset["source"] in TEXT_SOURCES:
         return _tokens(dataset)
     full_train, full_test = FULL_SIZES.get(dataset["source"], (None, None))
     val = dataset.get("val_size")

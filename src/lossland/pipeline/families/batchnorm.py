@@ -64,6 +64,8 @@ def check(config: Config) -> list[str]:
     cfg = config.get(SECTION)
     if not cfg:
         return []
+    from ..config import TEXT_SOURCES
+
     problems: list[str] = []
     for name, arch in architectures(config).items():
         key = f"{SECTION}.architectures.{name}"
@@ -78,7 +80,7 @@ def check(config: Config) -> list[str]:
         problems += R.check_training(config, key, {"training": arch["training"]})
         problems += R.check_models_fit_data(config, key, arch)
         specs = {m: config["models"][m] for m in arch["models"] if m in config["models"]}
-        text = config["datasets"].get(arch["dataset"], {}).get("source") in ("ptb", "ptb-embedded")
+        text = config["datasets"].get(arch["dataset"], {}).get("source") in TEXT_SOURCES
         for m, spec in specs.items():
             if (spec["arch"] == "lstm") != text:
                 problems.append(f"{key}.models: {m} (arch {spec['arch']}) does not fit data set "
