@@ -169,6 +169,19 @@ def test_summary_spread_and_shape_of_known_lines():
     assert summary.loc["a-bn", "final_loss_mean"] == pytest.approx(1.05)
 
 
+def test_a_line_flagged_diverged_has_no_shape_even_with_finite_losses():
+    # BatchNorm statistics recomputed over a diverged run's NaN buffers can give finite losses
+    one = 1 + np.sin(np.pi * ALPHA)
+    lines = pd.DataFrame(_lines("a", "a-bn", True, 0, [("s", "m", one)]) + _lines("a", "a-bn", True, 0, [("s", "x", one)]))
+    lines.loc[lines["end"] == "x", "diverged"] = True
+    metrics = pd.DataFrame(_metrics("a", "a-bn", True, {("s", 0): 1.0, ("m", 0): 1.0, ("x", 0): 1.0}))
+    summary = bn.summary_table(metrics, lines).set_index("model")
+    assert summary.loc["a-bn", "pair_lines"] == 2 and summary.loc["a-bn", "local_maxima_mean"] == 1
+    lines["diverged"] = True
+    summary = bn.summary_table(metrics, lines).set_index("model")
+    assert summary[["local_maxima_mean", "unimodal_share", "barrier_mean"]].isna().all(axis=None)
+
+
 def _summary(rows):
     cols = ["architecture", "model", "batch_norm", "inits", "pair_lines", "final_loss_spread", "local_maxima_mean",
             "barrier_width_mean"]

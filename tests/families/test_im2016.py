@@ -28,7 +28,8 @@ def test_run_table_shares_inits_and_batches(schema):
     assert "nin_sgd-lr0.1_init0" in names and "nin_adam-lr0.001_init1" in names
     opt = cfg["optimizer_study"]
     n_lrs = sum(len(opt["lr_grids"].get(o, [0])) for o in opt["optimizers"])
-    assert len(names) == n_lrs * len(opt["init_seeds"])
+    assert len(names) == n_lrs * len(opt["models"]) * len(opt["init_seeds"])
+    assert opt["models"] == ["nin", "vgg"] and "vgg_adam-lr0.001_init1" in names
     runs = F.run_table(cfg)
     assert {r["data_seed"] for r in runs.values()} == {0}
     assert {("cifar10-small", "nin", 0), ("cifar10-small", "nin", 1)} <= R.inits(runs)
@@ -82,15 +83,16 @@ def test_changing_the_second_optimizer_changes_no_prefix(schema):
 
 def test_changing_one_learning_rate_changes_only_that_optimizers_runs(schema):
     before, after, _ = _runs_before_after(schema, lambda c: c["optimizers"]["rmsprop"].update(lr=0.005))
-    assert set(before) - set(after) == {"nin_rmsprop-lr0.001_init0", "nin_rmsprop-lr0.001_init1"}
-    assert set(after) - set(before) == {"nin_rmsprop-lr0.005_init0", "nin_rmsprop-lr0.005_init1"}
+    # RMSprop is in the optimizer study only, for NIN and VGG
+    assert set(before) - set(after) == {f"{m}_rmsprop-lr0.001_init{s}" for m in ("nin", "vgg") for s in (0, 1)}
+    assert set(after) - set(before) == {f"{m}_rmsprop-lr0.005_init{s}" for m in ("nin", "vgg") for s in (0, 1)}
     assert all(before[n] == after[n] for n in set(before) & set(after))
 
 
 def test_changing_a_grid_adds_only_the_new_rates(schema):
     before, after, cfg = _runs_before_after(
         schema, lambda c: c["optimizer_study"]["lr_grids"].update(sgd=[0.1, 0.05, 0.01]))
-    assert set(after) - set(before) == {"nin_sgd-lr0.01_init0", "nin_sgd-lr0.01_init1"}
+    assert set(after) - set(before) == {f"{m}_sgd-lr0.01_init{s}" for m in ("nin", "vgg") for s in (0, 1)}
     assert all(before[n] == after[n] for n in before)
     groups = im2016.selection_groups(cfg, "optimizer_study")
-    assert set(groups) == {("nin", "sgd")} and len(groups[("nin", "sgd")]) == 6
+    assert set(groups) == {("nin", "sgd"), ("vgg", "sgd")} and len(groups[("nin", "sgd")]) == 6

@@ -52,8 +52,8 @@ def test_a_changed_script_reruns_its_rule_and_downstream_only(tiny_workflow, wor
 
 
 def test_a_changed_input_reruns_the_jobs_that_read_it(tiny_workflow):
-    """New weights in final.safetensors of the BatchNorm run (read only by reparam) rerun its
-    reparam jobs and what gathers them: nothing upstream, nothing of other families. A newer
+    """New weights in final.safetensors of the BatchNorm run (read by reparam and by the bn_study's
+    lines of its init) rerun those jobs and what gathers them: nothing upstream, nothing else. A newer
     file with the same bytes reruns nothing (Snakemake compares small inputs' checksums)."""
     from safetensors.torch import load_file, save_file
 
@@ -70,8 +70,9 @@ def test_a_changed_input_reruns_the_jobs_that_read_it(tiny_workflow):
     finally:
         final.write_bytes(original)
         os.utime(final, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert jobs == {"reparam_sweep": 1, "reparam_input": 1, "gather_reparam": 1, **REPARAM_FIGURES, "findings": 1,
-                    "all": 1}
+    assert jobs == {"reparam_sweep": 1, "reparam_input": 1, "gather_reparam": 1, **REPARAM_FIGURES,
+                    "bn_study_lines": 1, "gather_bn_study": 1, "plot_table2_bn_lines": 1, "plot_fig8_bn_minima": 1,
+                    "findings": 1, "all": 1}
     assert planned(tiny_workflow) == {}
 
 

@@ -227,14 +227,17 @@ def test_changing_one_learning_rate_reruns_only_its_run_and_downstream(finished)
 
 
 def test_changing_the_second_optimizer_never_retrains_the_prefix(finished):
-    # Adam's own runs use the grid's rates, so its `lr` only defines the second phase of S1-A1
+    # the optimizer study's Adam runs use the grid's rates, so Adam's `lr` defines the second phase
+    # of S1-A1 and the bn_study's Adam runs (which train at each optimizer's own rate), nothing else
     out = dry_run(finished, edited(lambda c: c["optimizers"]["adam"].update(lr=0.005)))
     print(out)  # the listing quoted in the closing note
-    assert planned_runs(out) == {"mlp_S1-A1_init0"}
+    bn_study = {f"{m}_adam-lr0.005_init{s}" for m in ("mlp", "mlp-bn", "lstm") for s in (0, 1)}
+    assert planned_runs(out) == {"mlp_S1-A1_init0"} | bn_study
     assert "mlp_sgd-lr0.1_init0" not in out.split("Job stats:")[0]
-    assert planned_jobs(out) == {"train_run": 1, "gather_study_metrics": 1, "plot_switch_study_learning_curves": 1,
+    assert planned_jobs(out) == {"train_run": 7, "gather_study_metrics": 1, "plot_switch_study_learning_curves": 1,
                                  "plot_fig7_switching": 1, "landscape_line": 1, "gather_landscape_table": 1,
-                                 "plot_fig7_switching_interpolation": 1, "findings": 1, "all": 1}
+                                 "plot_fig7_switching_interpolation": 1, "bn_study_lines": 6, "gather_bn_study": 1,
+                                 "plot_table2_bn_lines": 1, "plot_fig8_bn_minima": 1, "findings": 1, "all": 1}
 
 
 def test_changing_a_grid_trains_only_the_new_rate_and_reselects(finished):
@@ -246,9 +249,9 @@ def test_changing_a_grid_trains_only_the_new_rate_and_reselects(finished):
 
 def test_adding_an_init_seed_trains_only_the_new_runs(finished):
     out = dry_run(finished, edited(lambda c: c["optimizer_study"].update(init_seeds=[0, 1])))
-    assert planned_runs(out) == {"mlp_sgd-lr0.1_init1", "mlp_adam-lr0.01_init1", "mlp_adam-lr0.02_init1",
-                                 "mlp_rmsprop-lr0.001_init1", "mlp_sgdm-lr0.05_init1"}
-    assert planned_jobs(out)["init_weights"] == 1
+    # SGD at 0.1 and Adam at 0.01 from init 1 are bn_study runs already: shared, not retrained
+    assert planned_runs(out) == {"mlp_adam-lr0.02_init1", "mlp_rmsprop-lr0.001_init1", "mlp_sgdm-lr0.05_init1"}
+    assert "init_weights" not in planned_jobs(out)   # the bn_study's init 1 of the mlp is the same init
 
 
 def test_landscape_tables_and_figures(finished):

@@ -32,6 +32,8 @@ LINE_KINDS = ("init_final", "final_final")
 TABLES = ("bn_study_metrics", "bn_study_lines", "bn_study_summary")
 #: the train-split loss at the last epoch is what "the quality of the minimum" is read from
 QUALITY_SPLIT = "train"
+#: the shape of a line with a diverged end: none
+NO_SHAPE = {"local_maxima": float("nan"), "barrier": float("nan"), "barrier_width": float("nan")}
 
 FIGURES = {
     "table2_bn_lines": Figure("batchnorm.bn_lines", ("bn_study_lines", "bn_study_summary")),
@@ -248,7 +250,9 @@ def summary_table(metrics, lines, rel_tol: float = 0.01):
         spread = runs.groupby("optimizer")["quality"].agg(
             lambda v: float(v.max() - v.min()) if np.isfinite(v).all() else np.inf)
         finite_runs = runs[np.isfinite(runs["quality"])]
-        shapes = [line_shape(g["alpha"], g["loss"], rel_tol)
+        # a line flagged diverged (an end with a non-finite weight or buffer) has no shape, even
+        # where its losses came out finite (BatchNorm statistics recomputed over NaN buffers)
+        shapes = [line_shape(g["alpha"], g["loss"], rel_tol) if not g["diverged"].any() else NO_SHAPE
                   for _, g in pairs[(pairs["architecture"] == arch) & (pairs["model"] == model)]
                   .groupby(["seed", "start", "end"], sort=False)]
         shapes = pd.DataFrame(shapes, columns=["local_maxima", "barrier", "barrier_width"])
