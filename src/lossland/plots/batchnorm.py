@@ -523,21 +523,23 @@ def _architectures(models: dict) -> str:
     return "; ".join(f"{_arch(a)} ({', '.join(_text(m) for m, _ in ms)})" for a, ms in models.items()) or NA
 
 
-def _model_summaries(summary: pd.DataFrame, models: dict) -> str:
-    """Per model: spread, local maxima per line, barrier and width, from the summary."""
-    parts = []
-    for arch, model, bn, paired, r in _summary_rows(summary, models):
-        parts.append(f"{_text(_model_label(arch, model, bn, paired))}: spread {_spread(r.get('final_loss_spread'))}, "
-                     f"{_g(r.get('local_maxima_mean'))} local maxima per final→final line, "
-                     f"barrier {_g(r.get('barrier_mean'))}, width {_g(r.get('barrier_width_mean'))}")
+def _per_model(summary: pd.DataFrame, models: dict, describe) -> str:
+    """``<model label>: describe(row)`` for every summary row (``models`` order) where ``describe``
+    gives text, joined by "; " ("n/a" when none does)."""
+    parts = [f"{_text(_model_label(a, m, bn, p))}: {text}" for a, m, bn, p, r in _summary_rows(summary, models)
+             if (text := describe(r)) is not None]
     return "; ".join(parts) or NA
 
 
-def _summary_perplexity(summary: pd.DataFrame, models: dict) -> str:
-    parts = [f"{_text(_model_label(a, m, bn, p))}: {_g(r.get('final_test_perplexity_mean'))}"
-             for a, m, bn, p, r in _summary_rows(summary, models)
-             if "final_test_perplexity_mean" in r and _g(r.get("final_test_perplexity_mean")) != NA]
-    return "; ".join(parts) or NA
+def _shape_text(r) -> str:
+    """Spread, local maxima per line, barrier and width of one summary row."""
+    return (f"spread {_spread(r.get('final_loss_spread'))}, "
+            f"{_g(r.get('local_maxima_mean'))} local maxima per final→final line, "
+            f"barrier {_g(r.get('barrier_mean'))}, width {_g(r.get('barrier_width_mean'))}")
+
+
+def _known(text: str) -> str | None:
+    return None if text == NA else text
 
 
 def bn_lines_numbers(lines: pd.DataFrame, summary: pd.DataFrame, *,
@@ -562,7 +564,7 @@ def bn_lines_numbers(lines: pd.DataFrame, summary: pd.DataFrame, *,
         "lines": str(len(ids)),
         "init_final_lines": str(int((ids["kind"] == "init_final").sum())),
         "final_final_lines": str(int((ids["kind"] == "final_final").sum())),
-        "models": _model_summaries(summary, models),
+        "models": _per_model(summary, models, _shape_text),
         "spread": _per_architecture(summary, "final_loss_spread", lambda v: _spread(v, unit="")),
         "local_maxima": _per_architecture(summary, "local_maxima_mean"),
         "unimodal": _per_architecture(summary, "unimodal_share", _percent),
@@ -571,7 +573,7 @@ def bn_lines_numbers(lines: pd.DataFrame, summary: pd.DataFrame, *,
         "local_maxima_gap": _gap(summary, "local_maxima_mean"),
         "n_diverged_lines": str(len(bad)),
         "diverged_lines": _listing(bad),
-        "test_perplexity": _summary_perplexity(summary, models),
+        "test_perplexity": _per_model(summary, models, lambda r: _known(_g(r.get("final_test_perplexity_mean")))),
     }
 
 
@@ -586,20 +588,10 @@ def _optimizer_lists(finals: pd.DataFrame, models: dict, optimizers) -> str:
     return "; ".join(f"{', '.join(a)}: {o}" for o, a in groups.items()) or NA
 
 
-def _final_losses(finals: pd.DataFrame, summary: pd.DataFrame, models: dict) -> str:
-    """Per model: mean final training loss, mean and largest spread across inits (the summary's)."""
-    parts = []
-    for arch, model, bn, paired, r in _summary_rows(summary, models):
-        parts.append(f"{_text(_model_label(arch, model, bn, paired))}: mean {_g(r.get('final_loss_mean'))}, "
-                     f"spread {_spread(r.get('final_loss_spread'))} "
-                     f"(largest {_spread(r.get('final_loss_spread_max'), unit='')})")
-    return "; ".join(parts) or NA
-
-
-def _test_accuracy(summary: pd.DataFrame, models: dict) -> str:
-    parts = [f"{_text(_model_label(a, m, bn, p))}: {_percent(r.get('final_test_acc_mean'))}"
-             for a, m, bn, p, r in _summary_rows(summary, models) if _percent(r.get("final_test_acc_mean")) != NA]
-    return "; ".join(parts) or NA
+def _loss_text(r) -> str:
+    """Mean final training loss, mean and largest spread across inits of one summary row."""
+    return (f"mean {_g(r.get('final_loss_mean'))}, spread {_spread(r.get('final_loss_spread'))} "
+            f"(largest {_spread(r.get('final_loss_spread_max'), unit='')})")
 
 
 def _perplexity(finals: pd.DataFrame, models: dict, optimizers) -> str:
@@ -633,14 +625,14 @@ def bn_minima_numbers(summary: pd.DataFrame, metrics: pd.DataFrame, *,
         "n_inits": str(len(inits)),
         "runs": str(int(finals["run"].nunique())),
         "optimizers": _optimizer_lists(finals, models, optimizers),
-        "final_loss": _final_losses(finals, summary, models),
+        "final_loss": _per_model(summary, models, _loss_text),
         "spread": _per_architecture(summary, "final_loss_spread", lambda v: _spread(v, unit="")),
         "spread_gap": _gap(summary, "final_loss_spread"),
         "local_maxima": _per_architecture(summary, "local_maxima_mean"),
         "unimodal": _per_architecture(summary, "unimodal_share", _percent),
         "barrier_width": _per_architecture(summary, "barrier_width_mean"),
         "width_gap": _gap(summary, "barrier_width_mean"),
-        "test_acc": _test_accuracy(summary, models),
+        "test_acc": _per_model(summary, models, lambda r: _known(_percent(r.get("final_test_acc_mean")))),
         "test_perplexity": _perplexity(finals, models, optimizers),
         "n_diverged_runs": str(len(bad)),
         "diverged_runs": _listing(bad),
