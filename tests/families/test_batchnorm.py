@@ -13,6 +13,7 @@ import torch
 from tiny import config_problems as _problems
 
 import lossland
+from lossland.models import has_batch_norm
 from lossland.pipeline import findings as FD
 from lossland.pipeline.families import batchnorm as bn
 
@@ -36,9 +37,9 @@ def test_runs_cover_every_model_optimizer_and_seed_and_share_the_other_studies(c
 
 
 def test_batch_norm_flags():
-    assert bn.uses_batch_norm({"arch": "nin"}) and not bn.uses_batch_norm({"arch": "nin", "batch_norm": False})
-    assert not bn.uses_batch_norm({"arch": "mlp"}) and bn.uses_batch_norm({"arch": "mlp", "batch_norm": True})
-    assert not bn.uses_batch_norm({"arch": "lstm"})
+    assert has_batch_norm({"arch": "nin"}) and not has_batch_norm({"arch": "nin", "batch_norm": False})
+    assert not has_batch_norm({"arch": "mlp"}) and has_batch_norm({"arch": "mlp", "batch_norm": True})
+    assert not has_batch_norm({"arch": "lstm"})
 
 
 def test_valid_config_passes_and_defaults_fill_in(config):

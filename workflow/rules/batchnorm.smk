@@ -3,6 +3,7 @@
 # The runs are trained by train.smk; here: one job per architecture, model and init seed with
 # all of that init's lines, and the gathered metrics, lines and summary (figures: figures.smk).
 
+from lossland.models import has_batch_norm
 from lossland.pipeline.families import batchnorm as lbn
 
 
@@ -43,7 +44,7 @@ rule gather_bn_study:
         paths.benchmark("gather_bn_study", "bn_study")
     params:
         architecture_of=lambda wc: lbn.run_architectures(config),
-        batch_norm_of=lambda wc: {m: lbn.uses_batch_norm(config["models"][m]) for m in config["models"]},
+        batch_norm_of=lambda wc: {m: has_batch_norm(config["models"][m]) for m in config["models"]},
         rel_tol=lambda wc: config[lbn.SECTION]["bump_tolerance"],
     run:
         lbn.gather_tables(

@@ -21,7 +21,10 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["line_shape", "local_maxima"]
+__all__ = ["NO_SHAPE", "line_shape", "local_maxima"]
+
+#: what :func:`line_shape` gives a line with a non-finite loss (a diverged end)
+NO_SHAPE = {"local_maxima": math.nan, "barrier": math.nan, "barrier_width": math.nan}
 
 
 def _prominences(v: np.ndarray, peaks: Sequence[int]) -> list[float]:
@@ -69,7 +72,7 @@ def line_shape(alphas: Sequence[float], losses: Sequence[float], rel_tol: float 
     inside = (a >= segment[0] - 1e-9) & (a <= segment[1] + 1e-9)
     a, v = a[inside], v[inside]
     if len(v) < 2 or not np.isfinite(v).all():
-        return {"local_maxima": math.nan, "barrier": math.nan, "barrier_width": math.nan}
+        return dict(NO_SHAPE)
     ends = max(v[0], v[-1])
     barrier = float(max(v.max() - ends, 0.0))
     width = 0.0

@@ -34,11 +34,22 @@ from .vgg import VGG, VGG_DEPTHS
 
 __all__ = ["ARCHS", "NIN_STAGES", "VGG_DEPTHS", "RESNET_DEPTHS", "INIT_SCHEMES", "ACTIVATIONS", "NIN", "VGG",
            "ResNet", "MLP", "LSTMLanguageModel", "resnet_depth_ok", "resnet_depths_text", "build_model", "init_weights",
-           "create_model", "count_parameters", "LANGUAGE_MODELS"]
+           "create_model", "count_parameters", "LANGUAGE_MODELS", "BATCH_NORM_DEFAULTS", "has_batch_norm"]
 
 ARCHS = ("nin", "vgg", "resnet", "mlp", "lstm")
 #: architectures whose inputs are token ids and whose loss is per token (perplexity = exp(loss))
 LANGUAGE_MODELS = ("lstm",)
+#: whether an architecture has BatchNorm layers when its spec says nothing (the LSTM has none)
+BATCH_NORM_DEFAULTS = {"nin": True, "vgg": True, "resnet": True, "mlp": False}
+
+
+def has_batch_norm(spec: Mapping[str, Any]) -> bool:
+    """Whether the model that ``spec`` names has BatchNorm layers (``batch_norm``, else the
+    architecture's default in :data:`BATCH_NORM_DEFAULTS`; never for the LSTM)."""
+    arch = spec.get("arch")
+    if arch not in BATCH_NORM_DEFAULTS:
+        return False
+    return bool(spec.get("batch_norm", BATCH_NORM_DEFAULTS[arch]))
 
 
 def build_model(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes: int) -> nn.Module:
@@ -56,21 +67,21 @@ def build_model(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes
     c = int(input_shape[0])
     if arch == "nin":
         return NIN(num_classes, c, width=spec.get("width", 1.0), depth=spec.get("depth", 3),
-                   batch_norm=spec.get("batch_norm", True), dropout=spec.get("dropout", 0.0))
+                   batch_norm=has_batch_norm(spec), dropout=spec.get("dropout", 0.0))
     if arch == "vgg":
         return VGG(num_classes, c, width=spec.get("width", 1.0), depth=spec.get("depth", 16),
-                   batch_norm=spec.get("batch_norm", True), dropout=spec.get("dropout", 0.0),
+                   batch_norm=has_batch_norm(spec), dropout=spec.get("dropout", 0.0),
                    conv_dropout=spec.get("conv_dropout", 0.0))
     if arch == "resnet":
         return ResNet(num_classes, c, depth=spec.get("depth", 20), width=spec.get("width", 1.0),
-                      batch_norm=spec.get("batch_norm", True), skip=spec.get("skip", True))
+                      batch_norm=has_batch_norm(spec), skip=spec.get("skip", True))
     if arch == "mlp":
         binary = spec.get("binary", False)
         if binary and num_classes != 2:
             raise ValueError(f"a binary MLP needs 2 classes, the data set has {num_classes}")
         return MLP(math.prod(int(s) for s in input_shape), 1 if binary else num_classes,
                    hidden=spec.get("hidden", (10, 10, 10)), activation=spec.get("activation", "relu"),
-                   output_bias=spec.get("output_bias", True), batch_norm=spec.get("batch_norm", False))
+                   output_bias=spec.get("output_bias", True), batch_norm=has_batch_norm(spec))
     if arch == "lstm":
         if len(input_shape) != 1:
             raise ValueError(f"an lstm reads token sequences (input shape (T,)); got inputs of shape "

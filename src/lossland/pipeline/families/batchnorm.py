@@ -32,20 +32,11 @@ LINE_KINDS = ("init_final", "final_final")
 TABLES = ("bn_study_metrics", "bn_study_lines", "bn_study_summary")
 #: the train-split loss at the last epoch is what "the quality of the minimum" is read from
 QUALITY_SPLIT = "train"
-#: the shape of a line with a diverged end: none
-NO_SHAPE = {"local_maxima": float("nan"), "barrier": float("nan"), "barrier_width": float("nan")}
 
 FIGURES = {
     "table2_bn_lines": Figure("batchnorm.bn_lines", ("bn_study_lines", "bn_study_summary")),
     "fig8_bn_minima": Figure("batchnorm.bn_minima", ("bn_study_summary", "bn_study_metrics")),
 }
-
-
-def uses_batch_norm(model_spec: Mapping[str, Any]) -> bool:
-    """Whether a model spec has BatchNorm layers (NIN, VGG and ResNet default to yes; MLP and LSTM to no)."""
-    if model_spec.get("arch") in ("nin", "vgg", "resnet"):
-        return bool(model_spec.get("batch_norm", True))
-    return bool(model_spec.get("batch_norm", False))
 
 
 def architectures(config: Config) -> dict[str, dict[str, Any]]:
@@ -66,6 +57,7 @@ def check(config: Config) -> list[str]:
     cfg = config.get(SECTION)
     if not cfg:
         return []
+    from ...models import has_batch_norm
     from ..config import TEXT_SOURCES
 
     problems: list[str] = []
@@ -88,7 +80,7 @@ def check(config: Config) -> list[str]:
                 problems.append(f"{key}.models: {m} (arch {spec['arch']}) does not fit data set "
                                 f"{arch['dataset']}; allowed: lstm models on a ptb or ptb-embedded data set, "
                                 f"image models on an image data set")
-        flags = [uses_batch_norm(s) for s in specs.values()]
+        flags = [has_batch_norm(s) for s in specs.values()]
         if len(specs) > 2 or (len(specs) == 2 and len(set(flags)) != 2):
             problems.append(f"{key}.models: {', '.join(arch['models'])}; allowed: one model, or two of which "
                             f"exactly one has BatchNorm (with, without)")
@@ -155,10 +147,12 @@ def line_inputs(config: Config, architecture: str, model: str, seed: int) -> dic
 
 def line_params(config: Config, architecture: str, model: str, seed: int) -> dict[str, Any]:
     """What one line job depends on: the runs (name, optimizer, last epoch), the axes, the data."""
+    from ...models import has_batch_norm
+
     cfg = config[SECTION]
     specs = groups(config)[(architecture, model, int(seed))]
     return {"ids": {"architecture": architecture, "dataset": specs[0]["dataset"], "model": model,
-                    "batch_norm": uses_batch_norm(specs[0]["model_spec"]), "seed": int(seed)},
+                    "batch_norm": has_batch_norm(specs[0]["model_spec"]), "seed": int(seed)},
             "runs": [{"run": s["run"], "optimizer": s["optimizer"], "epoch": _last(s)} for s in specs],
             "splits": list(cfg["splits"]), "samples": cfg["samples"], "bn": cfg["bn"],
             "init_final": dict(cfg["init_final"]), "final_final": dict(cfg["final_final"])}
@@ -205,7 +199,6 @@ def evaluate_lines(model, init: Mapping, finals: Sequence[Mapping], data: Mappin
     return out[first + [c for c in out.columns if c not in first]]
 
 
-
 # --------------------------------------------------------------------------- gathering
 
 
@@ -238,7 +231,7 @@ def summary_table(metrics, lines, rel_tol: float = 0.01):
     import numpy as np
     import pandas as pd
 
-    from ...landscape import line_shape
+    from ...landscape.shape import NO_SHAPE, line_shape
 
     last = metrics[metrics["epoch"] == metrics.groupby("run")["epoch"].transform("max")]
     loss = last[f"{QUALITY_SPLIT}_loss"].where(np.isfinite(last[f"{QUALITY_SPLIT}_loss"]), np.inf)
