@@ -18,7 +18,7 @@ runs = p["runs"]
 model, states = jobs.load_weights([(snakemake.input.init, 0)]
                                   + [(snakemake.input[f"w{i}"], r["epoch"]) for i, r in enumerate(runs)], device)
 data = lland.split_data(load_prepared(snakemake.input.data, device=device), p)
-n_lines = len(runs) + len(runs) * (len(runs) - 1) // 2
+n_lines = len(lbn.line_ends(len(runs)))
 with tqdm(total=n_lines, desc=f"{p['ids']['model']} init {p['ids']['seed']}", unit="line", file=sys.stderr) as bar:
     table = lbn.evaluate_lines(model, states[0], states[1:], data, p, progress=bar)
 io.write_parquet(table, snakemake.output[0], io.provenance({"params": p}, device=str(device)))

@@ -158,6 +158,13 @@ def line_params(config: Config, architecture: str, model: str, seed: int) -> dic
             "init_final": dict(cfg["init_final"]), "final_final": dict(cfg["final_final"])}
 
 
+def line_ends(n_runs: int) -> list[tuple[str, int | None, int]]:
+    """``(kind, start, end)`` of one job's lines: init→final for each of ``n_runs`` runs
+    (start None: the init), then final→final for every two runs."""
+    return ([("init_final", None, i) for i in range(n_runs)]
+            + [("final_final", i, j) for i, j in itertools.combinations(range(n_runs), 2)])
+
+
 def evaluate_lines(model, init: Mapping, finals: Sequence[Mapping], data: Mapping[str, tuple],
                    p: Mapping[str, Any], progress=None):
     """One job's table: init→final for every run and final→final for every pair of runs, on every
@@ -178,10 +185,8 @@ def evaluate_lines(model, init: Mapping, finals: Sequence[Mapping], data: Mappin
 
     runs = list(p["runs"])
     finite = [is_finite_state(s) for s in finals]
-    lines = [("init_final", None, i) for i in range(len(runs))]
-    lines += [("final_final", i, j) for i, j in itertools.combinations(range(len(runs)), 2)]
     frames = []
-    for kind, i, j in lines:
+    for kind, i, j in line_ends(len(runs)):
         start = init if i is None else finals[i]
         for split in p["splits"]:
             df = L.interpolate(model, start, finals[j], axis(p[kind]), data[split], bn=p["bn"])
